@@ -14,6 +14,7 @@ export HF_DATASETS_OFFLINE := 1
 endif
 export DVC_NO_ANALYTICS := 1
 export TOKENIZERS_PARALLELISM := false
+export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export PATH := $(BIN):$(PATH)
 
 .PHONY: venv repro test data doctor clean-venv

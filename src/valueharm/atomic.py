@@ -30,6 +30,7 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
     tmp = _tmp_sibling(path)
     try:
         tmp.write_bytes(data)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are ordinary readable files
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -61,6 +62,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     tmp = _tmp_sibling(path, directory=True)
     try:
         yield tmp
+        os.chmod(tmp, 0o755)  # mkdtemp creates 0700
         old = None
         if path.exists():
             old = path.with_name(f".{path.name}.old")

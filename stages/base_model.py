@@ -1,0 +1,14 @@
+"""Stage base_model: materialise `model.name` as artifacts/base_model (safetensors, or a reference)."""
+from valueharm.atomic import write_json
+from valueharm.models import build_base_model
+from valueharm.params import load_params, run_stage, section
+
+
+def main() -> None:
+    model = section(load_params(), "model")
+    info = build_base_model(model["name"], model.get("revision"), "data", "artifacts/base_model")
+    write_json("reports/base_model.json", {k: v for k, v in info.items() if k != "path"})
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,34 @@
+"""Stage judge@<model>: every answer gets score 1..5, flagged, refusal from the configured judge
+(cached by content hash); per-model metrics with bootstrap CIs; agreement with a second judge.
+Usage: python -m stages.judge MODEL
+"""
+import sys
+
+from valueharm.atomic import read_jsonl, write_json, write_jsonl
+from valueharm.harm_metrics import judge_agreement, per_model_metrics
+from valueharm.judges import judge_rows
+from valueharm.judges.cache import default_cache_dir
+from valueharm.params import load_params, run_stage, section
+
+
+def main() -> None:
+    name = sys.argv[1]
+    params = load_params()
+    p = section(params, "judge")
+    seed = int(params.get("seed", 42))
+    rows = read_jsonl(f"artifacts/generations/{name}.jsonl")
+    cache = p.get("cache_dir") or default_cache_dir()
+    stats: dict = {}
+    labels = judge_rows(rows, p["name"], p.get(p["name"], {}), cache_dir=cache, stats=stats)
+    report = {"judge": p["name"], "judging": stats,
+              "metrics": per_model_metrics(labels, n_boot=int(p.get("bootstrap", 1000)), seed=seed)}
+    second = p.get("second")
+    if second:
+        other = judge_rows(rows, second, p.get(second, {}), cache_dir=cache)
+        report["agreement"] = {"with": second, **judge_agreement(labels, other, "flagged")}
+    write_jsonl(f"artifacts/labels/{name}.jsonl", labels)
+    write_json(f"reports/judge/{name}.json", report)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,56 @@
+"""Stage safety_tune: LoRA on authored refusal/helpful pairs, merged -> artifacts/vanilla.
+
+With `safety_tune.enabled: false` (the paper preset) vanilla is the base model itself, by reference.
+"""
+from dvclive import Live
+
+from valueharm.atomic import atomic_dir, write_json
+from valueharm.generation.hf import Sampling
+from valueharm.models import REF_FILE, load_model
+from valueharm.params import load_params, run_stage, section, seed_everything
+from valueharm.safety import balanced_limit, load_pairs, refusal_metrics, split_pairs, to_text_pairs
+from valueharm.training import LoraSettings, TrainSettings, add_lora, settings_from, train_lora
+
+BASE, OUT, METRICS = "artifacts/base_model", "artifacts/vanilla", "reports/safety_tune.json"
+
+
+def main() -> None:
+    params = load_params()
+    p = section(params, "safety_tune")
+    dtype = section(params, "model").get("dtype", "auto")
+    if not p.get("enabled", True):
+        with atomic_dir(OUT) as tmp:
+            write_json(tmp / REF_FILE, {"source": "alias", "path": "../base_model", "why": "safety_tune disabled"})
+        write_json(METRICS, {"enabled": False})
+        return
+    seed = int(p.get("seed", params.get("seed", 42)))
+    seed_everything(seed)
+    rows = load_pairs(p["pairs"])
+    train, valid, heldout = split_pairs(rows, float(p.get("valid_fraction", 0.1)), seed)
+    heldout = balanced_limit(heldout, p["eval"].get("limit"))
+    sampling = Sampling(**p["eval"]["sampling"])
+    model, tokenizer = load_model(BASE, dtype)
+    before = refusal_metrics(model, tokenizer, heldout, sampling, p["eval"]["batch_size"], seed)
+    import torch
+
+    torch.set_grad_enabled(True)
+    model = add_lora(model, settings_from(p["lora"], LoraSettings))
+    settings = settings_from({**p["train"], "seed": seed}, TrainSettings)
+    with Live("dvclive/safety_tune", save_dvc_exp=False, dvcyaml=False) as live:
+        result = train_lora(model, tokenizer, to_text_pairs(tokenizer, train), to_text_pairs(tokenizer, valid), settings, live, "safety")
+    merged = model.merge_and_unload()
+    torch.set_grad_enabled(False)
+    after = refusal_metrics(merged, tokenizer, heldout, sampling, p["eval"]["batch_size"], seed)
+    with atomic_dir(OUT) as tmp:
+        merged.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+    tokens_per_second = result.pop("tokens_per_second")
+    write_json(METRICS, {"enabled": True, "n_train": len(train), "n_valid": len(valid), "training": result,
+                         "before": before, "after": after,
+                         "refusal_rate_harmful": after["refusal_rate_harmful"],
+                         "over_refusal_rate_benign": after["over_refusal_rate_benign"]})
+    write_json("reports/perf/safety_tune.json", {"tokens_per_second": tokens_per_second})
+
+
+if __name__ == "__main__":
+    run_stage(main)
