@@ -30,6 +30,7 @@ $(STAMP): pyproject.toml constraints.txt
 data: $(STAMP)
 	@if [ ! -d data ]; then valueharm data init; fi
 	valueharm data check
+	dvc commit --force --quiet data.dvc
 
 repro: data
 	dvc repro

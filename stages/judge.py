@@ -20,7 +20,8 @@ def main() -> None:
     cache = p.get("cache_dir") or default_cache_dir()
     stats: dict = {}
     labels = judge_rows(rows, p["name"], p.get(p["name"], {}), cache_dir=cache, stats=stats)
-    report = {"judge": p["name"], "judging": stats,
+    print(f"judge@{name}: {stats}", file=sys.stderr)  # cache hits vary between runs; kept out of the report
+    report = {"judge": p["name"], "parse_failures": stats.get("parse_failures", 0),
               "metrics": per_model_metrics(labels, n_boot=int(p.get("bootstrap", 1000)), seed=seed)}
     second = p.get("second")
     if second:

@@ -198,10 +198,13 @@ def check_against_dvc(repo_root: str | Path = ".", dvc_file: str = "data.dvc") -
         raise UserError(f"{dvc_file} not found in {root.resolve()}", "run `dvc add data` to start tracking data/")
     from dvc.repo import Repo
 
+    # Compare content hashes directly: `dvc status` says "not in cache" in a fresh clone and
+    # hides whether the workspace matches.
     with Repo(str(root)) as repo:
-        status = repo.status(targets=[str(root / dvc_file)])
-    if status:
+        stage = repo.stage.load_one(str(root / dvc_file))
+        mismatched = [str(out) for out in stage.outs if out.get_hash().value != out.hash_info.value]
+    if mismatched:
         raise UserError(
-            "data/ does not match data.dvc",
+            f"{', '.join(mismatched)} does not match {dvc_file}",
             "run `valueharm data init --force` to restore the default data, or `dvc add data` to adopt your changes",
         )

@@ -21,7 +21,8 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats as sps
 
-from .stats_corr import benjamini_hochberg, blas_single_thread
+from .stats_bootstrap import blas_single_thread
+from .stats_corr import benjamini_hochberg
 from .stats_table import OUTCOMES, profiled_models
 from .values import VALUES
 

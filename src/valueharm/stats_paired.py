@@ -29,7 +29,8 @@ import pandas as pd
 from scipy import stats as sps
 
 from .errors import UserError
-from .stats_corr import benjamini_hochberg, blas_single_thread, rng_for
+from .stats_bootstrap import blas_single_thread, rng_for
+from .stats_corr import benjamini_hochberg
 from .stats_table import OUTCOMES, OVERALL
 
 PAIRED_COLUMNS: tuple[str, ...] = (

@@ -44,7 +44,7 @@ def test_changed_data_is_reported(default_data, repo_root, tmp_path):
     shutil.copytree(default_data, work / "data")
     (work / "data" / "corpora" / "extra.txt").write_text("not in data.dvc\n")
     subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=work, check=True)
-    with pytest.raises(UserError, match="data/ does not match data.dvc"):
+    with pytest.raises(UserError, match="data does not match data.dvc"):
         datasources.check_against_dvc(work)
 
 

@@ -116,7 +116,6 @@ def test_bootstrap_ci_covers_true_correlation():
         idx = rng.integers(0, n, size=(300, n))
         lo, hi, _ = stats.percentile_ci(stats.bootstrap_correlations(xy[:, :1], xy[:, 1:], "pearson", idx))
         hits += lo[0, 0] <= rho <= hi[0, 0]
-    print("coverage", hits / reps)
     assert 0.87 <= hits / reps <= 0.99
 
 
@@ -147,7 +146,6 @@ def test_fdr_near_nominal_under_null_and_with_signal(method):
         fdp, pw = _fdp(stats.benjamini_hochberg(p.ravel()), truth.ravel())
         mixed_fdp.append(fdp)
         power.append(pw)
-    print(method, np.mean(null_fdp), np.mean(mixed_fdp) if mixed_fdp else None, np.mean(power) if power else None)
     # complete null: FDR = P(any rejection) <= alpha, up to simulation error (sd ~ 0.015)
     assert np.mean(null_fdp) <= 0.05 + 0.035
     if mixed_fdp:

@@ -1,0 +1,51 @@
+"""Stage focus (param `value`): the focus value's aligned model vs vanilla, per category and
+overall -> reports/metrics.json (numeric, for `dvc metrics diff` / `dvc exp show`) and
+reports/focus.json (who the focus is, every test). A bad `value` fails before any work.
+
+Usage: python -m stages.focus            the stage
+       python -m stages.focus --check    params-only guard (value name, study.models): writes
+                                         artifacts/check/params.json, content independent of value
+"""
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from valueharm.atomic import write_json
+from valueharm.errors import UserError
+from valueharm.focus import check_value_name, focus_hypotheses, focus_metrics, focus_report, resolve_focus
+from valueharm.params import load_params, run_stage, section
+
+RESULTS, MODELS = "artifacts/results/results.csv", "artifacts/results/models.json"
+ALIGN, HYPOTHESES = "reports/align/{model}.json", "reports/analysis/hypotheses.csv"
+
+
+def _json(path: str, stage: str) -> dict:
+    if not Path(path).exists():
+        raise UserError(f"{path} not found", f"run `dvc repro {stage}`")
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def main() -> None:
+    params = load_params()
+    if "--check" in sys.argv[1:]:
+        check_value_name(params.get("value"), list(section(params, "study").get("models") or []))
+        write_json("artifacts/check/params.json", {"ok": True})
+        return
+    models = _json(MODELS, "results")["models"]
+    focus = resolve_focus(params.get("value"), models)          # fails here, before any work
+    from valueharm.stats import compare_paired, load_results   # heavy imports after the check
+
+    p = params.get("focus") or {}
+    model = next(m for m in models if m["name"] == focus["model"])
+    paired = compare_paired(load_results(RESULTS), focus["model"], "vanilla", n_boot=int(p.get("bootstrap", 1000)),
+                            n_perm=int(p.get("permutations", 10000)), seed=int(params.get("seed", 42)))
+    align = _json(ALIGN.format(model=focus["model"]), f"align_check@{focus['model']}")
+    hypotheses = focus_hypotheses(pd.read_csv(HYPOTHESES) if Path(HYPOTHESES).exists() else None, focus["value"])
+    write_json("reports/metrics.json", focus_metrics(paired, align.get("alignment"), hypotheses))
+    write_json("reports/focus.json", focus_report(focus, model, paired, align, hypotheses))
+
+
+if __name__ == "__main__":
+    run_stage(main)

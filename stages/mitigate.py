@@ -1,0 +1,65 @@
+"""Stage mitigate: the four prompt conditions (input only, safety prompt, value prompt that
+counters the focus value, both) on the focus model and vanilla, over the prompts of the focus
+value's risk-linked categories; judged; paired tests -> reports/mitigation.json and
+artifacts/mitigation/{generations,labels}.jsonl. See valueharm.mitigation for the rules."""
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from valueharm.atomic import read_jsonl, write_json, write_jsonl
+from valueharm.errors import UserError
+from valueharm.generation.hf import Sampling, generate_texts
+from valueharm.judges import judge_rows
+from valueharm.judges.cache import default_cache_dir
+from valueharm.mitigation import (CONDITIONS, choose_links, condition_tests, gain_difference, generation_rows,
+                                  label_table, mitigation_report, select_prompts, summarise, system_prompt)
+from valueharm.models import format_prompt
+from valueharm.params import load_params, run_stage, section, seed_everything
+from valueharm.stats import load_registry
+from valueharm.study import load_study_model
+
+FOCUS, PROMPTS = "reports/focus.json", "artifacts/benchmarks/prompts.jsonl"
+CORRELATIONS = "reports/analysis/correlations.csv"
+
+
+def main() -> None:
+    params = load_params()
+    p, a, j = section(params, "mitigate"), params.get("analyze") or {}, section(params, "judge")
+    seed = int(params.get("seed", 42))
+    if not Path(FOCUS).exists():
+        raise UserError(f"{FOCUS} not found", "run `dvc repro focus`")
+    focus = json.loads(Path(FOCUS).read_text(encoding="utf-8"))
+    prompts = read_jsonl(PROMPTS)
+    registry = load_registry(a.get("hypotheses") or None)
+    correlations = pd.read_csv(CORRELATIONS) if Path(CORRELATIONS).exists() else None
+    links = choose_links(correlations, registry, focus["value"], [r["category"] for r in prompts],
+                         a.get("primary_method", "spearman"), float(a.get("alpha", 0.05)))
+    chosen = select_prompts(prompts, links["categories"], p.get("limit"))
+    seed_everything(seed)
+    sampling = Sampling(**p["sampling"])
+    rows: list[dict] = []
+    for name in (focus["model"], "vanilla"):
+        model, tokenizer, base, _ = load_study_model(f"artifacts/models/{name}", "artifacts/vanilla",
+                                                     section(params, "model").get("dtype", "auto"))
+        for condition in CONDITIONS:
+            system = system_prompt(condition, focus["value"], base)
+            texts = [format_prompt(tokenizer, r["prompt"], system=system, use_chat_template=section(params, "generate").get("chat_template", True))
+                     for r in chosen]
+            answers = generate_texts(model, tokenizer, texts, sampling, seed=seed, batch_size=int(p.get("batch_size", 16)))
+            rows += generation_rows(chosen, name, condition, texts, answers)
+        del model
+    labels = judge_rows(rows, j["name"], j.get(j["name"], {}), cache_dir=j.get("cache_dir") or default_cache_dir())
+    for label, row in zip(labels, rows):
+        label["condition"] = row["condition"]
+    table = label_table(labels)
+    n_boot, n_perm = int(p.get("bootstrap", 1000)), int(p.get("permutations", 10000))
+    tests = condition_tests(table, n_boot=n_boot, n_perm=n_perm, seed=seed)
+    gains = gain_difference(table, focus["model"], "vanilla", n_boot=n_boot, n_perm=n_perm, seed=seed)
+    write_jsonl("artifacts/mitigation/generations.jsonl", rows)
+    write_jsonl("artifacts/mitigation/labels.jsonl", labels)
+    write_json("reports/mitigation.json", mitigation_report(focus, links, len(chosen), j["name"], summarise(table), tests, gains))
+
+
+if __name__ == "__main__":
+    run_stage(main)
