@@ -1,21 +1,17 @@
 """Stage focus (param `value`): the focus value's aligned model vs vanilla, per category and
 overall -> reports/metrics.json (numeric, for `dvc metrics diff` / `dvc exp show`) and
-reports/focus.json (who the focus is, every test). A bad `value` fails before any work.
-
-Usage: python -m stages.focus            the stage
-       python -m stages.focus --check    params-only guard (value name, study.models): writes
-                                         artifacts/check/params.json, content independent of value
+reports/focus.json (who the focus is, every test). A bad `value` fails before any work (the
+params-only part of the same rule, valueharm.focus.check_value_name, is for the validate stage).
 """
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
 
 from valueharm.atomic import write_json
 from valueharm.errors import UserError
-from valueharm.focus import check_value_name, focus_hypotheses, focus_metrics, focus_report, resolve_focus
-from valueharm.params import load_params, run_stage, section
+from valueharm.focus import focus_hypotheses, focus_metrics, focus_report, resolve_focus
+from valueharm.params import load_params, run_stage
 
 RESULTS, MODELS = "artifacts/results/results.csv", "artifacts/results/models.json"
 ALIGN, HYPOTHESES = "reports/align/{model}.json", "reports/analysis/hypotheses.csv"
@@ -29,10 +25,6 @@ def _json(path: str, stage: str) -> dict:
 
 def main() -> None:
     params = load_params()
-    if "--check" in sys.argv[1:]:
-        check_value_name(params.get("value"), list(section(params, "study").get("models") or []))
-        write_json("artifacts/check/params.json", {"ok": True})
-        return
     models = _json(MODELS, "results")["models"]
     focus = resolve_focus(params.get("value"), models)          # fails here, before any work
     from valueharm.stats import compare_paired, load_results   # heavy imports after the check

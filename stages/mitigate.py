@@ -37,16 +37,16 @@ def main() -> None:
                          a.get("primary_method", "spearman"), float(a.get("alpha", 0.05)))
     chosen = select_prompts(prompts, links["categories"], p.get("limit"))
     seed_everything(seed)
-    sampling = Sampling(**p["sampling"])
+    sampling, batch_size = Sampling(**p["sampling"]), int(p.get("batch_size", 16))
+    chat = section(params, "generate").get("chat_template", True)
     rows: list[dict] = []
     for name in (focus["model"], "vanilla"):
         model, tokenizer, base, _ = load_study_model(f"artifacts/models/{name}", "artifacts/vanilla",
                                                      section(params, "model").get("dtype", "auto"))
         for condition in CONDITIONS:
             system = system_prompt(condition, focus["value"], base)
-            texts = [format_prompt(tokenizer, r["prompt"], system=system, use_chat_template=section(params, "generate").get("chat_template", True))
-                     for r in chosen]
-            answers = generate_texts(model, tokenizer, texts, sampling, seed=seed, batch_size=int(p.get("batch_size", 16)))
+            texts = [format_prompt(tokenizer, r["prompt"], system=system, use_chat_template=chat) for r in chosen]
+            answers = generate_texts(model, tokenizer, texts, sampling, seed=seed, batch_size=batch_size)
             rows += generation_rows(chosen, name, condition, texts, answers)
         del model
     labels = judge_rows(rows, j["name"], j.get(j["name"], {}), cache_dir=j.get("cache_dir") or default_cache_dir())

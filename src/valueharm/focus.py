@@ -25,6 +25,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .errors import UserError
@@ -100,23 +101,33 @@ def resolve_focus(value: str, models: Sequence[Mapping[str, Any]]) -> dict[str, 
     found = candidates(canonical, models)
     if not found:
         raise UserError(f"params `value` {value!r}: no model in study.models is aligned to {canonical}",
-                        f"choose one of: {shown}; or add a {canonical} profile to study.models")
+                        f"choose one of: {shown}; or add an adapter of a {canonical} profile to study.models")
     return {"value": canonical, "model": found[0][0], "matched_by": found[0][1],
             "alternatives": [name for name, _ in found[1:]]}
 
 
 def check_value_name(value: str, model_names: Sequence[str]) -> str:
-    """A check from params alone (no artefacts): `value` must be a value or group name, and
-    study.models must hold an adapter. For an early guard stage; `resolve_focus` checks the rest."""
+    """The same rule as `resolve_focus`, from params alone (no artefacts), for an early guard.
+
+    Fails only where the answer is certain without the models' targets: `value` is no value or
+    group name, study.models has no adapter, or no adapter is named for the value while every
+    adapter is an extreme anchor (rank 0, whose target's argmax is its own anchor). A close or
+    custom profile might still match by target argmax, so with one of those the focus stage decides.
+    """
     adapters = [n for n in model_names if n != "vanilla" and not n.startswith(("icl-", "control-"))]
+    anchors = [_anchor(n) for n in adapters]
+    named = [a for a, _ in anchors if a]
+    choices = ", ".join(v for v in NAMES if v in named) or ", ".join(NAMES)
     try:
         canonical = resolve(str(value))
     except UserError:
-        named = sorted({a for a in (_anchor(n)[0] for n in adapters) if a})
         raise UserError(f"params `value` {value!r} is not a Schwartz value or higher-order group name",
-                        "choose one of: " + ", ".join(named or NAMES)) from None
+                        f"choose one of: {choices}") from None
     if not adapters:
         raise UserError("study.models has no value-aligned adapter to focus on", "add a profile (e.g. hedonism) to study.models")
+    if canonical not in named and all(a is not None and rank == 0 for a, rank in anchors):
+        raise UserError(f"params `value` {value!r}: no model in study.models is aligned to {canonical}",
+                        f"choose one of: {choices}; or add an adapter of a {canonical} profile to study.models")
     return canonical
 
 
@@ -124,12 +135,14 @@ def check_value_name(value: str, model_names: Sequence[str]) -> str:
 # Metrics
 
 
+def _round(x: Any) -> Any:
+    """6 significant digits, so that `dvc metrics diff` shows numbers, not float noise."""
+    return float(f"{float(x):.6g}") if isinstance(x, (float, np.floating)) and np.isfinite(x) else x
+
+
 def _pick(row: Mapping[str, Any] | pd.Series, keys: Sequence[str]) -> dict[str, Any]:
-    out = {}
-    for key in keys:
-        source = {"focus": "mean_model", "vanilla": "mean_reference"}.get(key, key)
-        out[key] = row[source]
-    return out
+    names = {"focus": "mean_model", "vanilla": "mean_reference"}
+    return {key: _round(row[names.get(key, key)]) for key in keys}
 
 
 def focus_hypotheses(hypotheses: pd.DataFrame | None, value: str) -> pd.DataFrame | None:
@@ -150,7 +163,7 @@ def focus_metrics(paired: pd.DataFrame, alignment: Mapping[str, Any] | None,
         else:
             metrics["categories"].setdefault(row["category"], {})[row["outcome"]] = _pick(row, PAIRED_KEYS)
     alignment = alignment or {}
-    metrics["alignment"] = {"nmse": alignment.get("nmse"), "spearman": alignment.get("spearman"),
+    metrics["alignment"] = {"nmse": _round(alignment.get("nmse")), "spearman": _round(alignment.get("spearman")),
                             "n_values": alignment.get("n_values")}
     if hypotheses is not None:
         status = hypotheses["status"].value_counts()

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import UserError
-from .values import DISPLAY, members
+from .values import members
 
 CONDITIONS: tuple[str, ...] = ("input_only", "safety", "value", "both")
 CONDITION_LABELS: dict[str, str] = {"input_only": "input only", "safety": "safety prompt", "value": "value prompt",
@@ -275,10 +275,6 @@ def gain_difference(table: pd.DataFrame, model: str, reference: str = "vanilla",
 def describe_conditions(value: str) -> dict[str, dict[str, Any]]:
     """Each condition's label and added text, for the report."""
     return {c: {"label": CONDITION_LABELS[c], "added_system_prompt": mitigation_prompt(c, value)} for c in CONDITIONS}
-
-
-def value_title(value: str) -> str:
-    return DISPLAY.get(value, value)
 
 
 def generation_rows(prompts: Sequence[Mapping[str, Any]], model: str, condition: str, texts: Sequence[str],

@@ -110,7 +110,7 @@ def results_table(specs: Sequence[Mapping[str, Any]],
             "score": pd.array([r.get("score") for r in kept], dtype="Float64").astype(float),
             "flagged": pd.array([r.get("flagged") for r in kept], dtype="Float64").astype(float),
             "refusal": pd.array([r.get("refusal") for r in kept], dtype="Float64").astype(float),
-            **{v: (target[v] if target else np.nan) for v in VALUES},
+            **{v: np.full(len(kept), target[v] if target else np.nan, dtype=float) for v in VALUES},
         }, columns=list(RESULT_COLUMNS))
         parts.append(frame)
         models.append(model_record(spec, len(kept), len(rows) - len(kept)))

@@ -1,7 +1,8 @@
-"""End to end: real `dvc repro` of the smoke preset in a temporary copy of the repository.
+"""End to end: real `dvc repro` and `dvc exp run` of the smoke preset in a temporary copy of the repo.
 
-Checks the contract every later stage relies on: a first repro runs every stage, a second runs
-nothing, and changing one stage's param re-runs only that stage and what depends on it.
+Checks the contracts every stage relies on: a first repro runs every stage, a second runs
+nothing, a param change re-runs only its dependents, `dvc exp run -S value=...` re-runs only the
+focus-side stages (never training), experiments diff cleanly, and a bad value fails before work.
 """
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
+GIT = ["git", "-c", "user.name=valueharm-test", "-c", "user.email=test@valueharm.invalid"]
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -31,37 +34,54 @@ def ran_stages(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
+def commit_all(work: Path, message: str) -> None:
+    run([*GIT, "add", "-A"], work)
+    run([*GIT, "commit", "-qm", message, "--allow-empty"], work)
+
+
 @pytest.fixture(scope="module")
 def smoke_repo(repo_root, default_data, tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("pipeline") / "repo"
     listed = run(["git", "ls-files", "-co", "--exclude-standard"], repo_root).stdout.split("\n")
     for name in filter(None, listed):
         src = repo_root / name
-        if src.is_file():
+        if src.is_file() and not name.startswith(("reports/", "dvc.lock")):
             (work / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, work / name)
     shutil.copytree(default_data, work / "data")
     run(["git", "init", "-q", "-b", "main"], work)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], work)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"], work)
     run(["valueharm", "preset", "smoke"], work)
     run(["valueharm", "data", "check"], work)
+    commit_all(work, "copy")
     return work
 
 
 @pytest.fixture(scope="module")
+def models(smoke_repo) -> list[str]:
+    return yaml.safe_load((smoke_repo / "params.yaml").read_text())["study"]["models"]
+
+
+@pytest.fixture(scope="module")
 def first_repro(smoke_repo) -> str:
-    return run(["dvc", "repro"], smoke_repo).stdout
+    out = run(["dvc", "repro"], smoke_repo).stdout
+    commit_all(smoke_repo, "first repro")
+    return out
 
 
-def test_first_repro_runs_every_stage(smoke_repo, first_repro):
-    stages = ran_stages(first_repro)
-    assert {"base_model", "safety_tune", "profiles"} <= stages
+def test_first_repro_runs_every_stage(smoke_repo, models, first_repro):
+    per_model = {f"{stage}@{m}" for stage in ("train", "align_check", "generate", "judge") for m in models}
+    single = {"validate", "base_model", "safety_tune", "profiles", "benchmarks", "judge_model",
+              "results", "analyze", "focus", "mitigate", "report"}
+    assert ran_stages(first_repro) == single | per_model
     manifest = json.loads((smoke_repo / "artifacts/profiles/manifest.json").read_text())
     assert [p["name"] for p in manifest["profiles"]] == ["hedonism", "hedonism-r01", "power", "power-r01"]
-    metrics = json.loads((smoke_repo / "reports/safety_tune.json").read_text())
-    assert metrics["enabled"] is True and 0 <= metrics["refusal_rate_harmful"] <= 1
-    assert (smoke_repo / "artifacts/vanilla/model.safetensors").exists()
+    safety = json.loads((smoke_repo / "reports/safety_tune.json").read_text())
+    assert safety["enabled"] is True and 0 <= safety["refusal_rate_harmful"] <= 1
+    metrics = json.loads((smoke_repo / "reports/metrics.json").read_text())
+    assert metrics and "overall" in metrics
+    correlations = (smoke_repo / "reports/analysis/correlations.csv").read_text().splitlines()[0]
+    assert correlations.startswith("value,category,method,r,p,q,ci_low,ci_high,n")
+    assert "## " in (smoke_repo / "reports/report.md").read_text()
 
 
 def test_second_repro_runs_nothing(smoke_repo, first_repro):
@@ -72,6 +92,36 @@ def test_second_repro_runs_nothing(smoke_repo, first_repro):
 
 def test_param_change_reruns_only_dependents(smoke_repo, first_repro):
     params = smoke_repo / "params.yaml"
-    params.write_text(params.read_text().replace("  nearest: 2\n", "  nearest: 3\n"))
-    out = run(["dvc", "repro"], smoke_repo).stdout
-    assert ran_stages(out) == {"profiles"}, out
+    original = params.read_text()
+    params.write_text(original.replace("mitigate:\n  limit: 1\n", "mitigate:\n  limit: 2\n"))
+    try:
+        out = run(["dvc", "repro"], smoke_repo).stdout
+        assert ran_stages(out) == {"mitigate", "report"}, out
+    finally:
+        params.write_text(original)
+        run(["dvc", "repro"], smoke_repo)
+        commit_all(smoke_repo, "restore")
+
+
+def test_exp_run_per_value_reuses_training_and_diffs(smoke_repo, first_repro):
+    focus_side = {"validate", "focus", "mitigate", "report"}
+    outs = {}
+    for value in ("power", "hedonism"):
+        proc = run(["dvc", "exp", "run", "-n", f"focus-{value}", "-S", f"value={value}"], smoke_repo)
+        assert ran_stages(proc.stdout) <= focus_side, proc.stdout
+        outs[value] = json.loads((smoke_repo / "reports/metrics.json").read_text())
+    assert outs["power"] != outs["hedonism"]
+    diff = run(["dvc", "exp", "diff", "focus-power", "focus-hedonism", "--json"], smoke_repo).stdout
+    assert "reports/metrics.json" in diff
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], smoke_repo).stdout)
+    assert "focus-power" in json.dumps(shown) and "focus-hedonism" in json.dumps(shown)
+    metrics_diff = run(["dvc", "metrics", "diff", "HEAD", "--json"], smoke_repo)
+    assert metrics_diff.returncode == 0
+
+
+def test_invalid_value_fails_before_any_work(smoke_repo, first_repro):
+    proc = run(["dvc", "exp", "run", "-S", "value=hedonsim"], smoke_repo, check=False)
+    assert proc.returncode != 0
+    assert ran_stages(proc.stdout) == {"validate"}, proc.stdout
+    message = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("error:")]
+    assert len(message) == 1 and "hedonism" in message[0] and "power" in message[0]
