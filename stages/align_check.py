@@ -20,7 +20,7 @@ def main() -> None:
     seed_everything(seed)
     model, tokenizer, system, spec = load_study_model(f"artifacts/models/{name}", "artifacts/vanilla",
                                                       section(params, "model").get("dtype", "auto"))
-    questionnaire = Q.load_questionnaire(p["questionnaire"])
+    questionnaire = Q.load_questionnaire(p["questionnaire"]).shortened(p.get("items_per_value"))
     items = Q.build_prompts(questionnaire)
     texts = [format_prompt(tokenizer, item.prompt, system=system) for item in items]
     answers = generate_texts(model, tokenizer, texts, Sampling(**p["sampling"]), seed=seed, batch_size=p["batch_size"])

@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import replace, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,23 @@ class Questionnaire:
     instructions: str
     scale: dict[int, str]
     items: tuple[Item, ...]
+
+    def shortened(self, items_per_value: int | None) -> "Questionnaire":
+        """The first `items_per_value` items of each value, in questionnaire order (None: all).
+
+        A CPU budget knob: every item is a generation, and fewer items per value make the
+        answered profile noisier, which the alignment report states."""
+        if not items_per_value:
+            return self
+        if int(items_per_value) < 1:
+            raise UserError(f"items_per_value {items_per_value} must be at least 1", "fix align_check in params.yaml")
+        seen: dict[str, int] = {}
+        kept = []
+        for item in self.items:
+            seen[item.value] = seen.get(item.value, 0) + 1
+            if seen[item.value] <= int(items_per_value):
+                kept.append(item)
+        return replace(self, items=tuple(kept))
 
     def key(self) -> dict[str, list[str]]:
         """Scoring key: value -> its item ids (canonical value order)."""

@@ -150,3 +150,13 @@ def test_bad_questionnaires(tmp_path: Path):
         load_questionnaire(bad)
     with pytest.raises(UserError, match="not found"):
         load_questionnaire(tmp_path / "none.yaml")
+
+
+def test_shortened_keeps_first_items_per_value():
+    from valueharm.questionnaire import load_questionnaire
+
+    q = load_questionnaire()
+    short = q.shortened(2)
+    assert len(short.items) == 20 and all(len(ids) == 2 for ids in short.key().values())
+    assert [i.id for i in short.items] == [i.id for i in q.items if i.id in {x.id for x in short.items}]
+    assert q.shortened(None) is q
