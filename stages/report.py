@@ -37,6 +37,7 @@ def main() -> None:
         correlations=_csv("correlations.csv"), hypotheses=_csv("hypotheses.csv"), groups=_csv("groups.csv"),
         paired=_csv("paired.csv"), model_table=_csv("models.csv"),
         focus=_json("reports/focus.json"), mitigation=_json("reports/mitigation.json"),
+        expressed=_json("reports/expressed.json"),
         training=read_training_curves("dvclive/train", names),
     )
     with atomic_dir("reports/plots") as tmp:

@@ -53,6 +53,7 @@ class ReportInputs:
     model_table: pd.DataFrame | None = None                            # reports/analysis/models.csv
     focus: dict[str, Any] | None = None
     mitigation: dict[str, Any] | None = None
+    expressed: dict[str, Any] | None = None                             # reports/expressed.json
     training: dict[str, pd.DataFrame] = field(default_factory=dict)     # model -> stage, step, train_loss
 
 
@@ -445,6 +446,21 @@ def mitigation_section(mit: Mapping[str, Any] | None) -> str:
     return "\n".join(out)
 
 
+def expressed_section(exp: Mapping[str, Any] | None) -> str:
+    """Claim 2: do the models write according to their target values?"""
+    head = "## Do the models express their values? (claim 2)"
+    if not exp:
+        return head + "\n\nNot available (`reports/expressed.json`)."
+    aucs = [a for a in (exp.get("classifier_cv_auc") or {}).values() if a is not None]
+    intro = (f"A value classifier (MiniLM embeddings + logistic regression per value, trained on the "
+             f"{exp.get('n_arguments', '?')} corpus arguments; mean cross-validated AUC {fmt(float(np.mean(aucs)) if aucs else None)}) "
+             f"reads the values each model's answers express. Per model: Spearman between its target profile and "
+             f"its expressed profile minus {exp.get('reference', 'vanilla')}'s (`reports/expressed.json`).")
+    rows = [[f"`{m}`", fmt(r)] for m, r in (exp.get("per_model_spearman") or {}).items()]
+    table = md_table(["model", "Spearman(target, expressed shift)"], rows) if rows else "No model has a target profile."
+    return f"{head}\n\n{intro}\n\n{table}\n\nMean over models: {fmt(exp.get('mean_per_model_spearman'))}."
+
+
 def render_report(inp: ReportInputs) -> str:
     """The whole reports/report.md."""
     analyze = inp.params.get("analyze") or {}
@@ -457,6 +473,7 @@ def render_report(inp: ReportInputs) -> str:
         setup_section(inp),
         safety_tune_section(inp.safety_tune),
         alignment_section(inp.models, inp.align),
+        expressed_section(inp.expressed),
         safety_section(inp.models, inp.judge, inp.paired),
         groups_section(inp.groups),
         category_section(inp.model_table, inp.models),

@@ -71,7 +71,7 @@ def first_repro(smoke_repo) -> str:
 def test_first_repro_runs_every_stage(smoke_repo, models, first_repro):
     per_model = {f"{stage}@{m}" for stage in ("train", "align_check", "generate", "judge") for m in models}
     single = {"validate", "base_model", "safety_tune", "profiles", "benchmarks", "judge_model",
-              "results", "analyze", "focus", "mitigate", "report"}
+              "expressed", "results", "analyze", "focus", "mitigate", "report"}
     assert ran_stages(first_repro) == single | per_model
     manifest = json.loads((smoke_repo / "artifacts/profiles/manifest.json").read_text())
     assert [p["name"] for p in manifest["profiles"]] == ["hedonism", "hedonism-r01", "power", "power-r01"]

@@ -157,3 +157,13 @@ def test_plot_tables_and_training_curves(tmp_path):
     assert set(tables) == {"categories/vanilla.csv", "categories/hedonism.csv", "categories/icl-hedonism.csv",
                            "training/hedonism.csv"}
     assert list(tables["categories/hedonism.csv"].columns) == ["category", "mean_score", "flagged_rate"]
+
+
+def test_expressed_section_reads_the_agreement():
+    from valueharm.report import expressed_section
+
+    text = expressed_section({"classifier_cv_auc": {"hedonism": 0.9, "power": 0.8}, "n_arguments": 573,
+                              "reference": "vanilla", "per_model_spearman": {"hedonism": 0.5, "power": None},
+                              "mean_per_model_spearman": 0.5})
+    assert "0.850" in text and "`hedonism` | 0.500" in text and "Not available" not in text
+    assert "Not available" in expressed_section(None)
