@@ -494,7 +494,7 @@ def render_report(inp: ReportInputs) -> str:
 
 def _save(fig, path: Path) -> Path:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
+    fig.savefig(buf, format="png", metadata={"Software": None})  # dpi from rcParams (write_figures)
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -599,13 +599,17 @@ def plot_training(training: Mapping[str, pd.DataFrame], path: Path) -> Path:
 
 def write_figures(inp: ReportInputs, out_dir: str | Path) -> list[Path]:
     """The report's PNGs (FIGURES) in out_dir."""
+    import matplotlib
+
     out = Path(out_dir)
     analyze = inp.params.get("analyze") or {}
-    return [plot_heatmap(inp.correlations, analyze.get("primary_method", "spearman"), float(analyze.get("alpha", 0.05)),
-                         out / "correlation_heatmap.png"),
-            plot_category_scores(inp.model_table, out / "category_scores.png", inp.models),
-            plot_mitigation(inp.mitigation, out / "mitigation.png"),
-            plot_training(inp.training, out / "training_curves.png")]
+    dpi = float((inp.params.get("report") or {}).get("dpi", 110))
+    with matplotlib.rc_context({"savefig.dpi": dpi}):
+        return [plot_heatmap(inp.correlations, analyze.get("primary_method", "spearman"), float(analyze.get("alpha", 0.05)),
+                             out / "correlation_heatmap.png"),
+                plot_category_scores(inp.model_table, out / "category_scores.png", inp.models),
+                plot_mitigation(inp.mitigation, out / "mitigation.png"),
+                plot_training(inp.training, out / "training_curves.png")]
 
 
 def plot_tables(inp: ReportInputs) -> dict[str, pd.DataFrame]:
