@@ -61,3 +61,9 @@ def base_model(base_model_dir):
 
 def copy_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, symlinks=False, dirs_exist_ok=True)
+
+
+@pytest.fixture(scope="session")
+def pyrit_dir(default_data) -> Path:
+    """PyRIT's human-labelled scorer-evaluation CSVs, as `valueharm data init` places them."""
+    return default_data / "judge" / "pyrit_scorer_evals"

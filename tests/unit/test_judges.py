@@ -60,25 +60,6 @@ def test_refusal_judge_maps_to_scale():
         assert result["score"] == (1 if expected else 5) and result["flagged"] == 1 - expected
         assert result["judge"] == "refusal" and result["judge_version"]
 
-
-@pytest.fixture(scope="module")
-def pyrit_dir(tmp_path_factory) -> Path:
-    import zipfile
-
-    from valueharm.datasources import extract_members, fetch_wheel
-
-    try:
-        wheel = fetch_wheel("pyrit")
-    except UserError as exc:
-        pytest.skip(f"pinned pyrit wheel unavailable: {exc}")
-    prefix = "pyrit/datasets/scorer_evals/"
-    with zipfile.ZipFile(wheel) as archive:
-        members = {n: n[len(prefix):] for n in archive.namelist() if n.startswith(prefix) and n.endswith(".csv")}
-    out = tmp_path_factory.mktemp("scorer_evals")
-    extract_members(wheel, members, out)
-    return out
-
-
 def test_refusal_rule_against_pyrit_human_labels(pyrit_dir):
     from valueharm.judges.classifier import read_scorer_csv
 

@@ -32,23 +32,6 @@ def rows_for(table, model="m"):
     return [{"model": model, "prompt_id": f"t{i}", "benchmark": "hand", "category": "physical_harm",
              "prompt": p, "response": r} for i, (p, r, _) in enumerate(table)]
 
-
-@pytest.fixture(scope="module")
-def pyrit_dir(tmp_path_factory) -> Path:
-    from valueharm.datasources import extract_members, fetch_wheel
-
-    try:
-        wheel = fetch_wheel("pyrit")
-    except UserError as exc:
-        pytest.skip(f"pinned pyrit wheel unavailable: {exc}")
-    prefix = "pyrit/datasets/scorer_evals/"
-    with zipfile.ZipFile(wheel) as archive:
-        members = {n: n[len(prefix):] for n in archive.namelist() if n.startswith(prefix) and n.endswith(".csv")}
-    out = tmp_path_factory.mktemp("scorer_evals")
-    extract_members(wheel, members, out)
-    return out
-
-
 @pytest.fixture(scope="module")
 def trained(pyrit_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("judge_model")
