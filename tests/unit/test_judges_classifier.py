@@ -4,7 +4,6 @@ to stay fast), a hand-labelled table, determinism, and the cache doing no work o
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 
 import pytest
