@@ -28,8 +28,11 @@ def main() -> None:
     texts = [format_prompt(tokenizer, r["prompt"], system=system, use_chat_template=p.get("chat_template", True)) for r in prompts]
     answers: list = [None] * len(prompts)
     started, n_tokens = time.perf_counter(), 0
-    for bench, sampling in sorted(samplings.items()):
-        idx = [i for i, r in enumerate(prompts) if r["benchmark"] == bench]
+    # Benchmarks that share sampling settings are generated together (fewer, fuller batches).
+    groups: dict[Sampling, list[int]] = {}
+    for i, r in enumerate(prompts):
+        groups.setdefault(samplings[r["benchmark"]], []).append(i)
+    for sampling, idx in groups.items():
         if backend == "hf":
             out = generate_texts(model, tokenizer, [texts[i] for i in idx], sampling, seed=seed, batch_size=p["batch_size"])
         elif backend == "openai":

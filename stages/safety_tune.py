@@ -44,12 +44,12 @@ def main() -> None:
     with atomic_dir(OUT) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-    tokens_per_second = result.pop("tokens_per_second")
+    perf = {"tokens_per_second": result.pop("tokens_per_second"), "train_seconds": result.pop("train_seconds")}
     write_json(METRICS, {"enabled": True, "n_train": len(train), "n_valid": len(valid), "training": result,
                          "before": before, "after": after,
                          "refusal_rate_harmful": after["refusal_rate_harmful"],
                          "over_refusal_rate_benign": after["over_refusal_rate_benign"]})
-    write_json("reports/perf/safety_tune.json", {"tokens_per_second": tokens_per_second})
+    write_json("reports/perf/safety_tune.json", perf)
 
 
 if __name__ == "__main__":

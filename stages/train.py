@@ -58,7 +58,8 @@ def main() -> None:
         for stage, train, valid, stage_params in plan:
             settings = settings_from({**stage_params, "seed": seed}, TrainSettings)
             result = train_lora(model, tokenizer, pairs(train), pairs(valid), settings, live, stage)
-            perf[stage] = result.pop("tokens_per_second")
+            perf[f"{stage}_tokens_per_second"] = result.pop("tokens_per_second")
+            perf[f"{stage}_train_seconds"] = result.pop("train_seconds")
             results.append(result)
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
@@ -66,7 +67,7 @@ def main() -> None:
         write_json(tmp / "spec.json", record)
     write_json(metrics, {"model": name, "kind": spec.kind, "trained": True, "examples": summary,
                          "no_positive_ag": bool(summary.get("no_positive_ag", False)), "stages": results})
-    write_json(f"reports/perf/train-{name}.json", {f"{k}_tokens_per_second": v for k, v in perf.items()})
+    write_json(f"reports/perf/train-{name}.json", perf)
 
 
 def _total_budget(p: dict) -> int:

@@ -23,6 +23,9 @@ class LoraSettings:
     alpha: int = 32
     dropout: float = 0.1
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    # Adapt only the last N decoder layers (null: all, as in the paper). Backpropagation then
+    # stops at the lowest adapted layer, which is what makes a CPU adapter affordable.
+    top_layers: int | None = None
 
 
 @dataclass
@@ -58,8 +61,16 @@ def add_lora(model, lora: LoraSettings):
     unknown = [m for m in lora.target_modules if m not in available]
     if unknown:
         raise UserError(f"unknown LoRA target module(s) {unknown}", "this model's linear layers are: " + ", ".join(available))
+    layers = None
+    if lora.top_layers is not None:
+        total = int(getattr(model.config, "num_hidden_layers", 0) or 0)
+        if not 1 <= int(lora.top_layers) <= total:
+            raise UserError(f"lora.top_layers {lora.top_layers} is not between 1 and this model's {total} layers",
+                            "set top_layers to a layer count in that range, or null for all layers")
+        layers = list(range(total - int(lora.top_layers), total))
     config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                        target_modules=list(lora.target_modules), bias="none", task_type="CAUSAL_LM")
+                        target_modules=list(lora.target_modules), layers_to_transform=layers,
+                        bias="none", task_type="CAUSAL_LM")
     return get_peft_model(model, config)
 
 
@@ -96,6 +107,34 @@ def _batches(encoded: Sequence[tuple[list[int], list[int]]], order: Sequence[int
         yield ids, labels, mask
 
 
+def _keeps_logits(model) -> bool:
+    """Whether the model's forward takes `logits_to_keep` (recent transformers causal LMs do)."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
+
+
+def target_loss(model, ids, labels, mask, reduction: str = "mean"):
+    """Cross-entropy on target tokens only, running the LM head only where targets are.
+
+    Targets sit at the end of each right-padded row, so only the positions from the earliest
+    target onwards need logits: this skips most of the vocabulary projection and softmax for
+    long prompts (a third of a CPU training step for the questionnaire stage).
+    """
+    import torch
+
+    has_target = (labels != -100).any(dim=0)
+    first = int(has_target.float().argmax()) if bool(has_target.any()) else ids.size(1) - 1
+    keep = ids.size(1) - max(first - 1, 0)
+    kwargs = {"logits_to_keep": keep} if _keeps_logits(model) else {}
+    logits = model(input_ids=ids, attention_mask=mask, use_cache=False, **kwargs).logits
+    logits = logits[:, -keep:-1].float()
+    target = labels[:, ids.size(1) - keep + 1:]
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1),
+                                             ignore_index=-100, reduction=reduction)
+
+
 def evaluate_loss(model, encoded, batch_size: int, pad_id: int) -> float:
     """Mean per-token loss on target tokens."""
     import torch
@@ -105,12 +144,8 @@ def evaluate_loss(model, encoded, batch_size: int, pad_id: int) -> float:
     with torch.no_grad():
         for ids, labels, mask in _batches(encoded, range(len(encoded)), batch_size, pad_id):
             ids, labels, mask = ids.to(model.device), labels.to(model.device), mask.to(model.device)
-            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-            target = labels[:, 1:]
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1),
-                                                     ignore_index=-100, reduction="sum")
-            total += float(loss)
-            count += int((target != -100).sum())
+            total += float(target_loss(model, ids, labels, mask, reduction="sum"))
+            count += int((labels[:, 1:] != -100).sum())
     return total / max(count, 1)
 
 
@@ -162,7 +197,7 @@ def train_lora(model, tokenizer, train: Sequence[tuple[str, str]], valid: Sequen
     history: list[dict[str, float]] = []
     initial = evaluate_loss(model, enc_valid, settings.batch_size, pad_id) if enc_valid else float("nan")
     best = {"epoch": 0, "valid_loss": initial, "state": _lora_state(model)}
-    step, tokens, started = 0, 0, time.perf_counter()
+    step, tokens, train_seconds = 0, 0, 0.0
     for epoch in range(1, settings.epochs + 1):
         if step >= total_steps:
             break
@@ -170,11 +205,12 @@ def train_lora(model, tokenizer, train: Sequence[tuple[str, str]], valid: Sequen
         order = torch.randperm(len(enc_train), generator=generator).tolist()
         running, seen = 0.0, 0
         micro = list(_batches(enc_train, order, settings.batch_size, pad_id))
+        started = time.perf_counter()
         for index, (ids, labels, mask) in enumerate(micro):
             ids, labels, mask = ids.to(model.device), labels.to(model.device), mask.to(model.device)
-            out = model(input_ids=ids, attention_mask=mask, labels=labels)
-            (out.loss / settings.grad_accum).backward()
-            running += float(out.loss.detach())
+            loss = target_loss(model, ids, labels, mask)
+            (loss / settings.grad_accum).backward()
+            running += float(loss.detach())
             seen += 1
             tokens += int(mask.sum())
             if (index + 1) % settings.grad_accum == 0 or index + 1 == len(micro):
@@ -188,13 +224,13 @@ def train_lora(model, tokenizer, train: Sequence[tuple[str, str]], valid: Sequen
                     live.next_step()
                 if step >= total_steps:
                     break
+        train_seconds += time.perf_counter() - started
         valid_loss = evaluate_loss(model, enc_valid, settings.batch_size, pad_id) if enc_valid else float("nan")
         history.append({"epoch": epoch, "train_loss": running / max(seen, 1), "valid_loss": valid_loss})
         if live is not None:
             live.log_metric(f"{stage}/valid_loss", valid_loss, plot=False)
         if not enc_valid or valid_loss < best["valid_loss"] or best["epoch"] == 0 and math.isnan(best["valid_loss"]):
             best = {"epoch": epoch, "valid_loss": valid_loss, "state": _lora_state(model)}
-    elapsed = time.perf_counter() - started
     model.load_state_dict(best["state"], strict=False)
     model.eval()
     return {
@@ -202,7 +238,8 @@ def train_lora(model, tokenizer, train: Sequence[tuple[str, str]], valid: Sequen
         "dropped_long_target": dropped,
         "steps": step, "initial_valid_loss": initial, "best_epoch": best["epoch"],
         "best_valid_loss": best["valid_loss"], "history": history,
-        "tokens_per_second": tokens / elapsed if elapsed > 0 else 0.0,
+        "train_seconds": train_seconds,
+        "tokens_per_second": tokens / train_seconds if train_seconds > 0 else 0.0,  # optimiser steps only
     }
 
 

@@ -168,3 +168,22 @@ def test_realdata_value_eval_counts_match_independent_csv_read() -> None:
     expected = {name.lower().replace("-", "_"): total for name, total in sums.items()}
     assert label_counts(args) == expected
     assert len({a.id for a in args}) == 7374
+
+
+SPLITS = REALDATA / "argument_generation"
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not SPLITS.exists(), reason=f"real data {SPLITS} absent (only on the build machine)")
+def test_realdata_authors_splits_partition_the_value_eval_corpus() -> None:
+    """The release's train/valid/test files load with the same reader, and together they are
+    exactly the 7,374 arguments of valueEval_10.csv with the same labels (ids = its row index)."""
+    splits = {name: load_arguments(path) for name, path in [("train", SPLITS / "value_split" / "train.csv"),
+                                                             ("valid", SPLITS / "value_split" / "valid.csv"),
+                                                             ("test", SPLITS / "test.csv")]}
+    assert {name: len(args) for name, args in splits.items()} == {"train": 5899, "valid": 738, "test": 737}
+    ids = [a.id for args in splits.values() for a in args]
+    assert len(set(ids)) == len(ids) == 7374
+    whole = {a.id: a for a in load_arguments(VALUE_EVAL)}
+    assert set(ids) == set(whole)
+    assert all(a.labels == whole[a.id].labels and a.premise == whole[a.id].premise for args in splits.values() for a in args)

@@ -56,3 +56,31 @@ def test_lora_training_lowers_validation_loss_and_reloads(base_model_dir, tmp_pa
     base, _ = load_model(base_model_dir)
     reloaded = PeftModel.from_pretrained(base, str(tmp_path / "adapter"))
     assert torch.equal(reloaded(**batch).logits, expected)
+
+
+def test_top_layers_adapts_only_the_last_layers(base_model_dir):
+    model, _ = load_model(base_model_dir)
+    total = model.config.num_hidden_layers
+    model = add_lora(model, LoraSettings(r=2, alpha=4, target_modules=["q_proj", "v_proj"], top_layers=2))
+    adapted = {int(name.split(".layers.")[1].split(".")[0]) for name, _ in model.named_parameters() if "lora_A" in name}
+    assert adapted == {total - 2, total - 1}
+
+
+@pytest.mark.parametrize("top_layers", [0, 10_000])
+def test_top_layers_out_of_range_is_one_clear_line(base_model_dir, top_layers):
+    model, _ = load_model(base_model_dir)
+    with pytest.raises(UserError, match="not between 1 and this model's 30 layers"):
+        add_lora(model, LoraSettings(top_layers=top_layers))
+
+
+def test_target_loss_matches_the_full_logits_loss(base_model_dir):
+    """Running the LM head only from the first target position on gives the same loss."""
+    from valueharm.training import _batches, target_loss
+
+    model, tokenizer = load_model(base_model_dir)
+    stop = end_of_turn(tokenizer)
+    pairs = [(format_prompt(tokenizer, "Say hello" + " please" * i), "Hello there, friend." + stop) for i in range(3)]
+    encoded = [encode_pair(tokenizer, p, t, 96)[:2] for p, t in pairs]
+    ids, labels, mask = next(_batches(encoded, range(3), 3, tokenizer.pad_token_id))
+    full = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    assert torch.allclose(target_loss(model, ids, labels, mask), full, atol=1e-5)

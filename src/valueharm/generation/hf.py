@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 
-@dataclass
+@dataclass(frozen=True)
 class Sampling:
     temperature: float = 0.1
     top_p: float = 0.75
