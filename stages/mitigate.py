@@ -43,14 +43,13 @@ def main() -> None:
     for name in (focus["model"], "vanilla"):
         model, tokenizer, base, _ = load_study_model(f"artifacts/models/{name}", "artifacts/vanilla",
                                                      section(params, "model").get("dtype", "auto"))
-        # All conditions in one generate call: on CPU a decode step costs about the same for 20
-        # rows as for 80, so one large batch is several times faster than one call per condition.
-        texts = {c: [format_prompt(tokenizer, r["prompt"], system=system_prompt(c, focus["value"], base), use_chat_template=chat)
-                     for r in chosen] for c in CONDITIONS}
-        answers = generate_texts(model, tokenizer, [t for c in CONDITIONS for t in texts[c]], sampling, seed=seed,
-                                 batch_size=batch_size)
-        for k, condition in enumerate(CONDITIONS):
-            rows += generation_rows(chosen, name, condition, texts[condition], answers[k * len(chosen):(k + 1) * len(chosen)])
+        for condition in CONDITIONS:
+            # One call per condition: its system prompt is a prefix shared by every prompt, so
+            # generate_texts runs it once and reuses its KV cache for the whole batch.
+            system = system_prompt(condition, focus["value"], base)
+            texts = [format_prompt(tokenizer, r["prompt"], system=system, use_chat_template=chat) for r in chosen]
+            answers = generate_texts(model, tokenizer, texts, sampling, seed=seed, batch_size=batch_size)
+            rows += generation_rows(chosen, name, condition, texts, answers)
         del model
     labels = judge_rows(rows, j["name"], j.get(j["name"], {}), cache_dir=j.get("cache_dir") or default_cache_dir())
     for label, row in zip(labels, rows):

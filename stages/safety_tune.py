@@ -28,6 +28,7 @@ def main() -> None:
     rows = load_pairs(p["pairs"])
     train, valid, heldout = split_pairs(rows, float(p.get("valid_fraction", 0.1)), seed)
     heldout = balanced_limit(heldout, p["eval"].get("limit"))
+    valid = balanced_limit(valid, p.get("valid_limit"))  # validation pairs (CPU budget; null = all)
     sampling = Sampling(**p["eval"]["sampling"])
     model, tokenizer = load_model(BASE, dtype)
     before = refusal_metrics(model, tokenizer, heldout, sampling, p["eval"]["batch_size"], seed)

@@ -13,6 +13,8 @@ them, with a fingerprint so DVC notices when they change. New embedded sources a
 
 from __future__ import annotations
 
+import copy
+
 import hashlib
 import importlib.util
 import json
@@ -66,13 +68,15 @@ def _smollm2(data_dir: Path, out: Path) -> dict[str, Any]:
         raise UserError("the `gguf` package is missing, so the packaged GGUF model cannot be read",
                         "run `make venv` (or `pip install gguf`) and retry")
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = data_dir / "models" / GGUF_NAME
     if not gguf.exists():
         raise UserError(f"{gguf} is missing", "run `valueharm data init` to materialise the default data/")
     loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-    config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    config = copy.deepcopy(loaded.config)  # reading the GGUF header again costs seconds
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
     config.dtype = torch.float32
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
