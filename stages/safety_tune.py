@@ -9,7 +9,7 @@ from valueharm.generation.hf import Sampling
 from valueharm.models import REF_FILE, load_model
 from valueharm.params import load_params, run_stage, section, seed_everything
 from valueharm.safety import balanced_limit, load_pairs, refusal_metrics, split_pairs, to_text_pairs
-from valueharm.training import LoraSettings, TrainSettings, add_lora, settings_from, train_lora
+from valueharm.training import LoraSettings, TrainSettings, add_lora, pop_perf, settings_from, train_lora
 
 BASE, OUT, METRICS = "artifacts/base_model", "artifacts/vanilla", "reports/safety_tune.json"
 
@@ -45,7 +45,7 @@ def main() -> None:
     with atomic_dir(OUT) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-    perf = {"tokens_per_second": result.pop("tokens_per_second"), "train_seconds": result.pop("train_seconds")}
+    perf = pop_perf(result)
     write_json(METRICS, {"enabled": True, "n_train": len(train), "n_valid": len(valid), "training": result,
                          "before": before, "after": after,
                          "refusal_rate_harmful": after["refusal_rate_harmful"],

@@ -12,7 +12,7 @@ from valueharm.icl import icl_prompt
 from valueharm.models import end_of_turn, format_prompt, load_model
 from valueharm.params import load_params, run_stage, section, seed_everything
 from valueharm.study import load_manifest, model_spec
-from valueharm.training import LoraSettings, TrainSettings, add_lora, settings_from, train_lora
+from valueharm.training import LoraSettings, TrainSettings, add_lora, pop_perf, settings_from, train_lora
 
 VANILLA = "artifacts/vanilla"
 
@@ -58,8 +58,7 @@ def main() -> None:
         for stage, train, valid, stage_params in plan:
             settings = settings_from({**stage_params, "seed": seed}, TrainSettings)
             result = train_lora(model, tokenizer, pairs(train), pairs(valid), settings, live, stage)
-            perf[f"{stage}_tokens_per_second"] = result.pop("tokens_per_second")
-            perf[f"{stage}_train_seconds"] = result.pop("train_seconds")
+            perf.update({f"{stage}_{key}": value for key, value in pop_perf(result).items()})
             results.append(result)
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)

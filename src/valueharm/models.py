@@ -14,7 +14,6 @@ them, with a fingerprint so DVC notices when they change. New embedded sources a
 from __future__ import annotations
 
 import copy
-
 import hashlib
 import importlib.util
 import json

@@ -7,6 +7,8 @@ validation epoch is kept, and loss curves go to DVCLive. Deterministic on CPU fo
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import time
 from collections.abc import Sequence
@@ -109,10 +111,14 @@ def _batches(encoded: Sequence[tuple[list[int], list[int]]], order: Sequence[int
 
 def _keeps_logits(model) -> bool:
     """Whether the model's forward takes `logits_to_keep` (recent transformers causal LMs do)."""
-    import inspect
-
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "logits_to_keep" in inspect.signature(base.forward).parameters
+    return _forward_takes(type(base), "logits_to_keep")
+
+
+@functools.lru_cache(maxsize=None)
+def _forward_takes(model_class: type, name: str) -> bool:
+    """Signature lookup once per model class, not once per training step."""
+    return name in inspect.signature(model_class.forward).parameters
 
 
 def target_loss(model, ids, labels, mask, reduction: str = "mean"):
@@ -241,6 +247,15 @@ def train_lora(model, tokenizer, train: Sequence[tuple[str, str]], valid: Sequen
         "train_seconds": train_seconds,
         "tokens_per_second": tokens / train_seconds if train_seconds > 0 else 0.0,  # optimiser steps only
     }
+
+
+PERF_KEYS = ("tokens_per_second", "train_seconds")
+
+
+def pop_perf(result: dict[str, Any]) -> dict[str, float]:
+    """Take the wall-clock figures out of `train_lora`'s result: they vary between runs, so they
+    go to reports/perf/ and the metrics stay byte-identical."""
+    return {key: result.pop(key) for key in PERF_KEYS}
 
 
 def save_adapter(model, out_dir: str | Path) -> None:

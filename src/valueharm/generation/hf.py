@@ -13,6 +13,8 @@ unpadded prompt and the answers match the uncached path up to floating-point rou
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -31,13 +33,10 @@ class Sampling:
         return self.temperature <= 0
 
 
-def _cache_kwarg() -> str:
+@functools.lru_cache(maxsize=None)
+def _cache_kwarg(model_class: type) -> str:
     """`generate`'s name for a ready KV cache: `cache` in recent transformers, `past_key_values` before."""
-    import inspect
-
-    from transformers import LlamaForCausalLM
-
-    return "cache" if "cache" in inspect.signature(LlamaForCausalLM.forward).parameters else "past_key_values"
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
 
 
 def shared_prefix_length(token_lists: Sequence[Sequence[int]]) -> int:
@@ -83,18 +82,18 @@ def generate_texts(model, tokenizer, texts: Sequence[str], sampling: Sampling, s
         width = max(len(encoded[i]) - prefix for i in idx)
         ids = torch.full((len(idx), prefix + width), pad, dtype=torch.long)
         mask = torch.zeros_like(ids)
+        ids[:, :prefix] = torch.tensor(encoded[0][:prefix], dtype=torch.long)
+        mask[:, :prefix] = 1
         for row, i in enumerate(idx):
             suffix = encoded[i][prefix:]
-            ids[row, :prefix] = torch.tensor(encoded[i][:prefix], dtype=torch.long)
             ids[row, prefix + width - len(suffix):] = torch.tensor(suffix, dtype=torch.long)
-            mask[row, :prefix] = 1
             mask[row, prefix + width - len(suffix):] = 1
         kwargs: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens, "use_cache": True,
                                   "pad_token_id": pad, "eos_token_id": sorted(stop_ids)}
         if prefix_cache is not None:
             cache = copy.deepcopy(prefix_cache)
             cache.batch_repeat_interleave(len(idx))
-            kwargs[_cache_kwarg()] = cache
+            kwargs[_cache_kwarg(type(model))] = cache
         if sampling.greedy:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:
