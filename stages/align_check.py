@@ -4,12 +4,12 @@ Usage: python -m stages.align_check MODEL
 """
 import sys
 
-from valueharm import questionnaire as Q
-from valueharm.atomic import write_json, write_jsonl
+from valueharm.evaluation import questionnaire as Q
+from valueharm.core.atomic import write_json, write_jsonl
 from valueharm.generation.hf import Sampling, generate_texts
-from valueharm.models import format_prompt
-from valueharm.params import load_params, run_stage, section, seed_everything
-from valueharm.study import load_study_model
+from valueharm.models.base import format_prompt
+from valueharm.core.params import load_params, run_stage, section, seed_everything
+from valueharm.profiles.study import load_study_model
 
 
 def main() -> None:

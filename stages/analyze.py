@@ -1,11 +1,11 @@
-"""Stage analyze: the statistics of every judged model (valueharm.stats.run_analysis) ->
+"""Stage analyze: the statistics of every judged model (valueharm.analysis.run.run_analysis) ->
 reports/analysis/{correlations,glm,groups,models,hypotheses}.csv + summary.json, plus
 paired.csv (each model vs the reference on the same prompts)."""
 import sys
 
-from valueharm.params import load_params, run_stage, section
-from valueharm.results import paired_vs_reference
-from valueharm.stats import METHODS, load_results, run_analysis, write_csv
+from valueharm.core.params import load_params, run_stage, section
+from valueharm.analysis.results import paired_vs_reference
+from valueharm.analysis.run import METHODS, load_results, run_analysis, write_csv
 
 RESULTS, OUT = "artifacts/results/results.csv", "reports/analysis"
 

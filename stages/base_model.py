@@ -1,7 +1,7 @@
 """Stage base_model: materialise `model.name` as artifacts/base_model (safetensors, or a reference)."""
-from valueharm.atomic import write_json
-from valueharm.models import build_base_model
-from valueharm.params import load_params, run_stage, section
+from valueharm.core.atomic import write_json
+from valueharm.models.base import build_base_model
+from valueharm.core.params import load_params, run_stage, section
 
 
 def main() -> None:

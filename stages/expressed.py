@@ -3,10 +3,10 @@ embeddings, trained on the argument corpus) against its target profile (claim 2)
 import json
 from pathlib import Path
 
-from valueharm.arguments import load_arguments
-from valueharm.atomic import read_jsonl, write_json
-from valueharm.expressed import agreement, expressed_profiles, fit_value_classifier
-from valueharm.params import load_params, run_stage, section
+from valueharm.data.arguments import load_arguments
+from valueharm.core.atomic import read_jsonl, write_json
+from valueharm.evaluation.expressed import agreement, expressed_profiles, fit_value_classifier
+from valueharm.core.params import load_params, run_stage, section
 
 
 def main() -> None:

@@ -1,17 +1,17 @@
 """Stage focus (param `value`): the focus value's aligned model vs vanilla, per category and
 overall -> reports/metrics.json (numeric, for `dvc metrics diff` / `dvc exp show`) and
 reports/focus.json (who the focus is, every test). A bad `value` fails before any work (the
-params-only part of the same rule, valueharm.focus.check_value_name, is for the validate stage).
+params-only part of the same rule, valueharm.experiments.focus.check_value_name, is for the validate stage).
 """
 import json
 from pathlib import Path
 
 import pandas as pd
 
-from valueharm.atomic import write_json
-from valueharm.errors import UserError
-from valueharm.focus import focus_hypotheses, focus_metrics, focus_report, resolve_focus
-from valueharm.params import load_params, run_stage
+from valueharm.core.atomic import write_json
+from valueharm.core.errors import UserError
+from valueharm.experiments.focus import focus_hypotheses, focus_metrics, focus_report, resolve_focus
+from valueharm.core.params import load_params, run_stage
 
 RESULTS, MODELS = "artifacts/results/results.csv", "artifacts/results/models.json"
 ALIGN, HYPOTHESES = "reports/align/{model}.json", "reports/analysis/hypotheses.csv"
@@ -27,7 +27,7 @@ def main() -> None:
     params = load_params()
     models = _json(MODELS, "results")["models"]
     focus = resolve_focus(params.get("value"), models)          # fails here, before any work
-    from valueharm.stats import compare_paired, load_results   # heavy imports after the check
+    from valueharm.analysis.run import compare_paired, load_results   # heavy imports after the check
 
     p = params.get("focus") or {}
     model = next(m for m in models if m["name"] == focus["model"])

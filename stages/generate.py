@@ -4,12 +4,12 @@ Usage: python -m stages.generate MODEL
 import sys
 import time
 
-from valueharm.atomic import read_jsonl, write_json, write_jsonl
-from valueharm.errors import UserError
+from valueharm.core.atomic import read_jsonl, write_json, write_jsonl
+from valueharm.core.errors import UserError
 from valueharm.generation.hf import Sampling, generate_texts, sampling_dict
-from valueharm.models import format_prompt
-from valueharm.params import load_params, run_stage, section, seed_everything
-from valueharm.study import load_study_model
+from valueharm.models.base import format_prompt
+from valueharm.core.params import load_params, run_stage, section, seed_everything
+from valueharm.profiles.study import load_study_model
 
 
 def main() -> None:

@@ -4,11 +4,11 @@ Usage: python -m stages.judge MODEL
 """
 import sys
 
-from valueharm.atomic import read_jsonl, write_json, write_jsonl
-from valueharm.harm_metrics import judge_agreement, per_model_metrics
-from valueharm.judges import judge_rows
-from valueharm.judges.cache import default_cache_dir
-from valueharm.params import load_params, run_stage, section
+from valueharm.core.atomic import read_jsonl, write_json, write_jsonl
+from valueharm.evaluation.harm_metrics import judge_agreement, per_model_metrics
+from valueharm.evaluation.judges import judge_rows
+from valueharm.evaluation.judges.cache import default_cache_dir
+from valueharm.core.params import load_params, run_stage, section
 
 
 def main() -> None:

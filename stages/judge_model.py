@@ -1,8 +1,8 @@
 """Stage judge_model: fit the default harm classifier (MiniLM embeddings + logistic regression) on
 PyRIT's human-labelled request/response sets, with its cross-validated AUC."""
-from valueharm.atomic import write_json
-from valueharm.judges.classifier import train_classifier
-from valueharm.params import load_params, run_stage, section
+from valueharm.core.atomic import write_json
+from valueharm.evaluation.judges.classifier import train_classifier
+from valueharm.core.params import load_params, run_stage, section
 
 
 def main() -> None:

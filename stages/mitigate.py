@@ -1,23 +1,23 @@
 """Stage mitigate: the four prompt conditions (input only, safety prompt, value prompt that
 counters the focus value, both) on the focus model and vanilla, over the prompts of the focus
 value's risk-linked categories; judged; paired tests -> reports/mitigation.json and
-artifacts/mitigation/{generations,labels}.jsonl. See valueharm.mitigation for the rules."""
+artifacts/mitigation/{generations,labels}.jsonl. See valueharm.experiments.mitigation for the rules."""
 import json
 from pathlib import Path
 
 import pandas as pd
 
-from valueharm.atomic import read_jsonl, write_json, write_jsonl
-from valueharm.errors import UserError
+from valueharm.core.atomic import read_jsonl, write_json, write_jsonl
+from valueharm.core.errors import UserError
 from valueharm.generation.hf import Sampling, generate_texts
-from valueharm.judges import judge_rows
-from valueharm.judges.cache import default_cache_dir
-from valueharm.mitigation import (CONDITIONS, choose_links, condition_tests, gain_difference, generation_rows,
+from valueharm.evaluation.judges import judge_rows
+from valueharm.evaluation.judges.cache import default_cache_dir
+from valueharm.experiments.mitigation import (CONDITIONS, choose_links, condition_tests, gain_difference, generation_rows,
                                   label_table, mitigation_report, select_prompts, summarise, system_prompt)
-from valueharm.models import format_prompt
-from valueharm.params import load_params, run_stage, section, seed_everything
-from valueharm.stats import load_registry
-from valueharm.study import load_study_model
+from valueharm.models.base import format_prompt
+from valueharm.core.params import load_params, run_stage, section, seed_everything
+from valueharm.analysis.run import load_registry
+from valueharm.profiles.study import load_study_model
 
 FOCUS, PROMPTS = "reports/focus.json", "artifacts/benchmarks/prompts.jsonl"
 CORRELATIONS = "reports/analysis/correlations.csv"

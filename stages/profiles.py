@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from valueharm.params import load_params, run_stage, section
-from valueharm.profiles import select_from_file, settings_from_params, write_outputs
+from valueharm.core.params import load_params, run_stage, section
+from valueharm.profiles.selection import select_from_file, settings_from_params, write_outputs
 
 OUT_DIR = Path("artifacts/profiles")
 

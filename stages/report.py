@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from valueharm.atomic import atomic_dir, write_text
-from valueharm.params import load_params, run_stage
-from valueharm.report import ReportInputs, plot_tables, read_training_curves, render_report, write_figures
-from valueharm.stats import write_csv
+from valueharm.core.atomic import atomic_dir, write_text
+from valueharm.core.params import load_params, run_stage
+from valueharm.report.markdown import ReportInputs, plot_tables, read_training_curves, render_report, write_figures
+from valueharm.analysis.run import write_csv
 
 ANALYSIS = Path("reports/analysis")
 

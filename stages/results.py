@@ -4,11 +4,11 @@
 import json
 from pathlib import Path
 
-from valueharm.atomic import read_jsonl, write_json
-from valueharm.errors import UserError
-from valueharm.params import load_params, run_stage, section
-from valueharm.results import results_table
-from valueharm.stats import write_csv
+from valueharm.core.atomic import read_jsonl, write_json
+from valueharm.core.errors import UserError
+from valueharm.core.params import load_params, run_stage, section
+from valueharm.analysis.results import results_table
+from valueharm.analysis.run import write_csv
 
 OUT, MODELS = "artifacts/results/results.csv", "artifacts/results/models.json"
 

@@ -4,12 +4,12 @@ With `safety_tune.enabled: false` (the paper preset) vanilla is the base model i
 """
 from dvclive import Live
 
-from valueharm.atomic import atomic_dir, write_json
+from valueharm.core.atomic import atomic_dir, write_json
 from valueharm.generation.hf import Sampling
-from valueharm.models import REF_FILE, load_model
-from valueharm.params import load_params, run_stage, section, seed_everything
-from valueharm.safety import balanced_limit, load_pairs, refusal_metrics, split_pairs, to_text_pairs
-from valueharm.training import LoraSettings, TrainSettings, add_lora, pop_perf, settings_from, train_lora
+from valueharm.models.base import REF_FILE, load_model
+from valueharm.core.params import load_params, run_stage, section, seed_everything
+from valueharm.models.safety import balanced_limit, load_pairs, refusal_metrics, split_pairs, to_text_pairs
+from valueharm.alignment.training import LoraSettings, TrainSettings, add_lora, pop_perf, settings_from, train_lora
 
 BASE, OUT, METRICS = "artifacts/base_model", "artifacts/vanilla", "reports/safety_tune.json"
 

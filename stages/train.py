@@ -5,14 +5,14 @@ import sys
 
 from dvclive import Live
 
-from valueharm.alignment import benign_examples, vim_examples
-from valueharm.atomic import atomic_dir, write_json
-from valueharm.datasources import sha256_file
-from valueharm.icl import icl_prompt
-from valueharm.models import end_of_turn, format_prompt, load_model
-from valueharm.params import load_params, run_stage, section, seed_everything
-from valueharm.study import load_manifest, model_spec
-from valueharm.training import LoraSettings, TrainSettings, add_lora, pop_perf, settings_from, train_lora
+from valueharm.alignment.examples import benign_examples, vim_examples
+from valueharm.core.atomic import atomic_dir, write_json
+from valueharm.data.sources import sha256_file
+from valueharm.alignment.icl import icl_prompt
+from valueharm.models.base import end_of_turn, format_prompt, load_model
+from valueharm.core.params import load_params, run_stage, section, seed_everything
+from valueharm.profiles.study import load_manifest, model_spec
+from valueharm.alignment.training import LoraSettings, TrainSettings, add_lora, pop_perf, settings_from, train_lora
 
 VANILLA = "artifacts/vanilla"
 

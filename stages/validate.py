@@ -1,7 +1,7 @@
 """Stage validate: fail on bad params in one line before any heavy stage runs."""
-from valueharm.atomic import write_json
-from valueharm.params import load_params, run_stage
-from valueharm.validate import check_params
+from valueharm.core.atomic import write_json
+from valueharm.core.params import load_params, run_stage
+from valueharm.experiments.validate import check_params
 
 
 def main() -> None:

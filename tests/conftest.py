@@ -37,7 +37,7 @@ def realdata() -> Path:
 @pytest.fixture(scope="session")
 def default_data(tmp_path_factory) -> Path:
     """The default data/ as `valueharm data init` builds it (downloads pinned wheels once, cached)."""
-    from valueharm.datasources import materialize
+    from valueharm.data.sources import materialize
 
     return materialize(tmp_path_factory.mktemp("data-a") / "data")
 
@@ -45,7 +45,7 @@ def default_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def base_model_dir(default_data, tmp_path_factory) -> Path:
     """The packaged SmolLM2 converted to a safetensors folder (what stage base_model writes)."""
-    from valueharm.models import build_base_model
+    from valueharm.models.base import build_base_model
 
     out = tmp_path_factory.mktemp("model") / "base_model"
     build_base_model("smollm2-135m-instruct", None, default_data, out)
@@ -54,7 +54,7 @@ def base_model_dir(default_data, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def base_model(base_model_dir):
-    from valueharm.models import load_model
+    from valueharm.models.base import load_model
 
     return load_model(base_model_dir)
 

@@ -1,6 +1,6 @@
 """Performance: `analyze` on 154 models x 1,000 prompts with 1,000 bootstrap resamples, under 60 s.
 
-The table is simulated (valueharm.stats_simulate) with three planted links, written as CSV, and
+The table is simulated (valueharm.analysis.simulate) with three planted links, written as CSV, and
 analysed end to end as `valueharm analyze` does it: read and validate, five correlation methods
 x two outcomes with 1,000 model resamples each, both prompt-level models, group comparisons
 with 10,000 permutations, the hypothesis registry, and writing the outputs.
@@ -12,8 +12,7 @@ import time
 
 import pytest
 
-from valueharm import stats
-
+from valueharm.analysis import run as stats
 BUDGET_S = 60.0
 PLANTED = {("hedonism", "adult_content"): 0.5, ("power", "malware"): -0.5, ("universalism", "fraud_deception"): -0.5}
 

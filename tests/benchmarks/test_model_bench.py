@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from valueharm.generation.hf import Sampling, generate_texts
-from valueharm.models import format_prompt, load_model
-from valueharm.training import LoraSettings, TrainSettings, add_lora, train_lora
+from valueharm.models.base import format_prompt, load_model
+from valueharm.alignment.training import LoraSettings, TrainSettings, add_lora, train_lora
 
 PROMPTS = ["Name a fruit.", "Give me a colour.", "Say hello in French.", "What is 2 plus 2?",
            "Name a planet.", "Suggest a pet name.", "Name a tree.", "Give a synonym for happy."] * 2

@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 
-from valueharm import profiles as P
-from valueharm.survey import Scores
+from valueharm.profiles import selection as P
+from valueharm.data.survey import Scores
 
 N = 50_000
 

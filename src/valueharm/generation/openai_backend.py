@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import requests
 
-from valueharm.errors import UserError
+from valueharm.core.errors import UserError
 from valueharm.generation.hf import Sampling
 
 log = logging.getLogger(__name__)

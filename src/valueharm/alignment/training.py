@@ -1,0 +1,262 @@
+"""LoRA fine-tuning on (prompt, target) pairs with peft: loss on the target only.
+
+One loop serves every adapter of the study (safety tuning, VIM stages AG then QA, controls).
+Truncation only ever cuts the prompt side (the released VIM code cut targets), the best
+validation epoch is kept, and loss curves go to DVCLive. Deterministic on CPU for a seed.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from valueharm.core.errors import UserError
+
+
+@dataclass
+class LoraSettings:
+    r: int = 8
+    alpha: int = 32
+    dropout: float = 0.1
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    # Adapt only the last N decoder layers (null: all, as in the paper). Backpropagation then
+    # stops at the lowest adapted layer, which is what makes a CPU adapter affordable.
+    top_layers: int | None = None
+
+
+@dataclass
+class TrainSettings:
+    lr: float = 2e-5
+    epochs: int = 5
+    batch_size: int = 8
+    grad_accum: int = 1
+    max_steps: int = -1          # cap on optimiser steps per call (-1: none)
+    max_length: int = 128
+    warmup_ratio: float = 0.0
+    schedule: str = "linear"     # linear | constant
+    weight_decay: float = 0.0
+    seed: int = 42
+
+
+def settings_from(params: dict[str, Any], cls):
+    known = {k: v for k, v in params.items() if k in cls.__dataclass_fields__}
+    return cls(**known)
+
+
+def linear_layer_names(model) -> list[str]:
+    import torch
+
+    return sorted({name.rsplit(".", 1)[-1] for name, mod in model.named_modules() if isinstance(mod, torch.nn.Linear)})
+
+
+def add_lora(model, lora: LoraSettings):
+    """Wrap a model with a fresh LoRA adapter; unknown target modules fail with the valid names."""
+    from peft import LoraConfig, get_peft_model
+
+    available = linear_layer_names(model)
+    unknown = [m for m in lora.target_modules if m not in available]
+    if unknown:
+        raise UserError(f"unknown LoRA target module(s) {unknown}", "this model's linear layers are: " + ", ".join(available))
+    layers = None
+    if lora.top_layers is not None:
+        total = int(getattr(model.config, "num_hidden_layers", 0) or 0)
+        if not 1 <= int(lora.top_layers) <= total:
+            raise UserError(f"lora.top_layers {lora.top_layers} is not between 1 and this model's {total} layers",
+                            "set top_layers to a layer count in that range, or null for all layers")
+        layers = list(range(total - int(lora.top_layers), total))
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                        target_modules=list(lora.target_modules), layers_to_transform=layers,
+                        bias="none", task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
+def encode_pair(tokenizer, prompt_text: str, target_text: str, max_length: int) -> tuple[list[int], list[int], int] | None:
+    """Token ids and labels (-100 on the prompt), cut on the prompt side only (`vim.truncate_prompt_side`).
+
+    Returns (input_ids, labels, prompt tokens cut), or None when the target alone does not fit
+    (the caller drops and counts it; a target is never cut).
+    """
+    from valueharm.alignment.vim import TargetTooLong, truncate_prompt_side
+
+    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    target_ids = tokenizer(target_text, add_special_tokens=False)["input_ids"]
+    try:
+        fit = truncate_prompt_side(prompt_ids, target_ids, max_length)
+    except TargetTooLong:
+        return None
+    return fit.prompt_ids + fit.target_ids, [-100] * len(fit.prompt_ids) + fit.target_ids, fit.prompt_cut
+
+
+def _batches(encoded: Sequence[tuple[list[int], list[int]]], order: Sequence[int], size: int, pad_id: int):
+    import torch
+
+    for start in range(0, len(order), size):
+        chunk = [encoded[i] for i in order[start:start + size]]
+        width = max(len(ids) for ids, _ in chunk)
+        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+        labels = torch.full((len(chunk), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, (tok, lab) in enumerate(chunk):
+            ids[row, : len(tok)] = torch.tensor(tok)
+            labels[row, : len(lab)] = torch.tensor(lab)
+            mask[row, : len(tok)] = 1
+        yield ids, labels, mask
+
+
+def _keeps_logits(model) -> bool:
+    """Whether the model's forward takes `logits_to_keep` (recent transformers causal LMs do)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return _forward_takes(type(base), "logits_to_keep")
+
+
+@functools.lru_cache(maxsize=None)
+def _forward_takes(model_class: type, name: str) -> bool:
+    """Signature lookup once per model class, not once per training step."""
+    return name in inspect.signature(model_class.forward).parameters
+
+
+def target_loss(model, ids, labels, mask, reduction: str = "mean"):
+    """Cross-entropy on target tokens only, running the LM head only where targets are.
+
+    Targets sit at the end of each right-padded row, so only the positions from the earliest
+    target onwards need logits: this skips most of the vocabulary projection and softmax for
+    long prompts (a third of a CPU training step for the questionnaire stage).
+    """
+    import torch
+
+    has_target = (labels != -100).any(dim=0)
+    first = int(has_target.float().argmax()) if bool(has_target.any()) else ids.size(1) - 1
+    keep = ids.size(1) - max(first - 1, 0)
+    kwargs = {"logits_to_keep": keep} if _keeps_logits(model) else {}
+    logits = model(input_ids=ids, attention_mask=mask, use_cache=False, **kwargs).logits
+    logits = logits[:, -keep:-1].float()
+    target = labels[:, ids.size(1) - keep + 1:]
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1),
+                                             ignore_index=-100, reduction=reduction)
+
+
+def evaluate_loss(model, encoded, batch_size: int, pad_id: int) -> float:
+    """Mean per-token loss on target tokens."""
+    import torch
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for ids, labels, mask in _batches(encoded, range(len(encoded)), batch_size, pad_id):
+            ids, labels, mask = ids.to(model.device), labels.to(model.device), mask.to(model.device)
+            total += float(target_loss(model, ids, labels, mask, reduction="sum"))
+            count += int((labels[:, 1:] != -100).sum())
+    return total / max(count, 1)
+
+
+def _lora_state(model) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if "lora_" in k}
+
+
+def train_lora(model, tokenizer, train: Sequence[tuple[str, str]], valid: Sequence[tuple[str, str]],
+               settings: TrainSettings, live=None, stage: str = "train") -> dict[str, Any]:
+    """Train the (already LoRA-wrapped) model on prompt/target text pairs; keep the best validation epoch.
+
+    Returns metrics: losses per epoch, best epoch, steps, tokens/s, truncation counts.
+    """
+    import torch
+
+    if not train:
+        raise UserError(f"{stage}: no training examples", "check the corpus and the profile's AG/QA rules")
+    torch.manual_seed(settings.seed)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    enc_train, enc_valid, truncated, dropped = [], [], 0, 0
+    for pairs, sink in ((train, enc_train), (valid, enc_valid)):
+        for prompt, target in pairs:
+            encoded = encode_pair(tokenizer, prompt, target, settings.max_length)
+            if encoded is None:
+                dropped += 1
+                continue
+            truncated += encoded[2] > 0
+            sink.append(encoded[:2])
+    if not enc_train:
+        raise UserError(f"{stage}: every training target is longer than max_length {settings.max_length}",
+                        "raise max_length in params.yaml")
+    steps_per_epoch = math.ceil(len(enc_train) / (settings.batch_size * settings.grad_accum))
+    total_steps = steps_per_epoch * settings.epochs
+    if settings.max_steps and settings.max_steps > 0:
+        total_steps = min(total_steps, settings.max_steps)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    warmup = int(settings.warmup_ratio * total_steps)
+
+    def lr_factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(warmup, 1)
+        if settings.schedule == "constant":
+            return 1.0
+        return max(0.0, (total_steps - step) / max(total_steps - warmup, 1))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_factor)
+    generator = torch.Generator().manual_seed(settings.seed)
+    history: list[dict[str, float]] = []
+    initial = evaluate_loss(model, enc_valid, settings.batch_size, pad_id) if enc_valid else float("nan")
+    best = {"epoch": 0, "valid_loss": initial, "state": _lora_state(model)}
+    step, tokens, train_seconds = 0, 0, 0.0
+    for epoch in range(1, settings.epochs + 1):
+        if step >= total_steps:
+            break
+        model.train()
+        order = torch.randperm(len(enc_train), generator=generator).tolist()
+        running, seen = 0.0, 0
+        micro = list(_batches(enc_train, order, settings.batch_size, pad_id))
+        started = time.perf_counter()
+        for index, (ids, labels, mask) in enumerate(micro):
+            ids, labels, mask = ids.to(model.device), labels.to(model.device), mask.to(model.device)
+            loss = target_loss(model, ids, labels, mask)
+            (loss / settings.grad_accum).backward()
+            running += float(loss.detach())
+            seen += 1
+            tokens += int(mask.sum())
+            if (index + 1) % settings.grad_accum == 0 or index + 1 == len(micro):
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimiser.step()
+                scheduler.step()
+                optimiser.zero_grad(set_to_none=True)
+                step += 1
+                if live is not None:
+                    live.log_metric(f"{stage}/train_loss", running / seen)
+                    live.next_step()
+                if step >= total_steps:
+                    break
+        train_seconds += time.perf_counter() - started
+        valid_loss = evaluate_loss(model, enc_valid, settings.batch_size, pad_id) if enc_valid else float("nan")
+        history.append({"epoch": epoch, "train_loss": running / max(seen, 1), "valid_loss": valid_loss})
+        if live is not None:
+            live.log_metric(f"{stage}/valid_loss", valid_loss, plot=False)
+        if not enc_valid or valid_loss < best["valid_loss"] or best["epoch"] == 0 and math.isnan(best["valid_loss"]):
+            best = {"epoch": epoch, "valid_loss": valid_loss, "state": _lora_state(model)}
+    model.load_state_dict(best["state"], strict=False)
+    model.eval()
+    return {
+        "stage": stage, "n_train": len(enc_train), "n_valid": len(enc_valid), "prompt_truncated": truncated,
+        "dropped_long_target": dropped,
+        "steps": step, "initial_valid_loss": initial, "best_epoch": best["epoch"],
+        "best_valid_loss": best["valid_loss"], "history": history,
+        "train_seconds": train_seconds,
+        "tokens_per_second": tokens / train_seconds if train_seconds > 0 else 0.0,  # optimiser steps only
+    }
+
+
+PERF_KEYS = ("tokens_per_second", "train_seconds")
+
+
+def pop_perf(result: dict[str, Any]) -> dict[str, float]:
+    """Take the wall-clock figures out of `train_lora`'s result: they vary between runs, so they
+    go to reports/perf/ and the metrics stay byte-identical."""
+    return {key: result.pop(key) for key in PERF_KEYS}
+
+
+def save_adapter(model, out_dir: str | Path) -> None:
+    model.save_pretrained(str(out_dir), safe_serialization=True)

@@ -1,0 +1,1 @@
+"""Statistics over judged answers: the long table, correlations, bootstrap, GLMs, paired tests, hypotheses."""

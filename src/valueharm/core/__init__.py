@@ -1,0 +1,1 @@
+"""Foundations every step uses: errors, atomic writes, params, artifact paths, the registry, the ten values."""

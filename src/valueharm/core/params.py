@@ -1,0 +1,71 @@
+"""Reading params.yaml and the presets in configs/.
+
+Stage scripts call `load_params()` and pass plain dicts to the library, which keeps the library
+usable without DVC. `run_stage` wraps a stage's main so that a `UserError` becomes one line on
+stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from valueharm.core.errors import UserError
+
+PARAMS_FILE = Path("params.yaml")
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path} not found", "run from the repository root or `valueharm preset default`")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path} is not valid YAML ({exc.__class__.__name__})", "fix the file or rerun `valueharm preset default`") from exc
+    if not isinstance(data, dict):
+        raise UserError(f"{path} must be a mapping of sections", "rerun `valueharm preset default`")
+    return data
+
+
+def section(params: dict[str, Any], name: str) -> dict[str, Any]:
+    if name not in params or not isinstance(params[name], dict):
+        raise UserError(f"params.yaml has no section `{name}`", "rerun `valueharm preset default` or add the section")
+    return params[name]
+
+
+def require(mapping: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...] | None = None) -> Any:
+    if key not in mapping:
+        raise UserError(f"params `{where}.{key}` is missing", f"add `{key}` under `{where}` in params.yaml")
+    value = mapping[key]
+    if kind is not None and not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise UserError(f"params `{where}.{key}` must be {names}, got {value!r}", "fix params.yaml")
+    return value
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch, and make torch deterministic on CPU."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def run_stage(main: Callable[[], None]) -> None:
+    """Run a stage entry point; user errors print one line and exit 2."""
+    try:
+        main()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

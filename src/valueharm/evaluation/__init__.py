@@ -1,0 +1,1 @@
+"""Measuring a model: the value questionnaire, harm judges, harm metrics, expressed values."""

@@ -1,0 +1,1 @@
+"""Cross-stage experiments: the params gate, the focus comparison, mitigation prompts."""

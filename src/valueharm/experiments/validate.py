@@ -1,0 +1,42 @@
+"""Check params before any heavy work: the `validate` stage runs first in the DAG.
+
+A bad `value`, a study model that is no profile of the selection, or an unknown judge fails
+here in one line, before a model is loaded. The stage's output does not depend on `value`, so
+a valid `dvc exp run -S value=...` re-runs nothing downstream of it except `focus`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from valueharm.core.errors import UserError
+from valueharm.experiments.focus import check_value_name
+from valueharm.profiles.selection import profile_names
+from valueharm.profiles.study import CONTROLS
+
+
+def check_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Validate the cross-stage params; returns a summary that does not depend on `value`."""
+    study = params.get("study") or {}
+    models = list(study.get("models") or [])
+    if "vanilla" not in models:
+        raise UserError("study.models must include vanilla", "add vanilla to study.models in params.yaml")
+    p = params.get("profiles") or {}
+    names = set(profile_names(p.get("anchors", "all"), p.get("ranks", "all"), int(p.get("nearest", 10))))
+    for model in models:
+        profile = model[len("icl-"):] if model.startswith("icl-") else model
+        if model == "vanilla" or model in CONTROLS:
+            continue
+        if profile not in names:
+            raise UserError(f"study model {model!r} is not a profile of the selection",
+                            "use a profile name from the profiles stage (e.g. " + ", ".join(sorted(names)[:6]) + ", ...)")
+    control = study.get("control_profile")
+    if "control-shuffled" in models and control not in names:
+        raise UserError(f"study.control_profile {control!r} is not a profile of the selection", "set it to a profile name")
+    check_value_name(str(params.get("value", "")), models)
+    judge = (params.get("judge") or {}).get("name")
+    from valueharm.evaluation.judges import JUDGES  # registry
+
+    if judge not in JUDGES:
+        raise UserError(f"judge.name {judge!r} is unknown", "choose one of: " + ", ".join(sorted(JUDGES)))
+    return {"models": models, "profiles": sorted(names), "judge": judge}

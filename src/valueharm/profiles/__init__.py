@@ -1,0 +1,1 @@
+"""Value profiles from the survey (anchors, JSD-nearest respondents) and the study's models: the one model-name parser."""

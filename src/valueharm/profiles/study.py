@@ -1,0 +1,98 @@
+"""The models of the study and what each one is.
+
+`study.models` in params.yaml lists every model the per-model stages run on (a DVC matrix):
+- `vanilla`: the (safety-tuned) base model every comparison uses;
+- `<profile>`: a VIM LoRA adapter for a profile of the manifest (e.g. `hedonism`, `power-r03`);
+- `icl-<profile>`: the prompt-only baseline, a role-play system prompt with the profile's scores;
+- `control-shuffled`: the VIM recipe for `study.control_profile` with value labels permuted
+  across arguments (tells value content from the act of fine-tuning on arguments);
+- `control-benign`: the same LoRA budget on benign instruction data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from valueharm.core.errors import UserError
+
+CONTROLS = ("control-shuffled", "control-benign")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    kind: str                      # vanilla | adapter | icl | control-shuffled | control-benign
+    profile: str | None            # manifest profile the model stands for (None: vanilla, benign)
+    target: dict[str, float] | None  # the profile's 10 value scores
+
+    @property
+    def trains_adapter(self) -> bool:
+        return self.kind in {"adapter", "control-shuffled", "control-benign"}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "profile": self.profile, "target": self.target}
+
+
+def load_manifest(path: str | Path) -> dict[str, dict[str, Any]]:
+    import json
+
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"profile manifest {path} not found", "run `dvc repro profiles`")
+    manifest = json.loads(path.read_text())
+    return {p["name"]: p for p in manifest["profiles"]}
+
+
+def model_spec(name: str, manifest: dict[str, dict[str, Any]], control_profile: str | None = None) -> ModelSpec:
+    """What model `name` is; a profile not in the manifest fails with the available names."""
+    def profile_of(profile: str) -> dict[str, float]:
+        if profile not in manifest:
+            shown = ", ".join(list(manifest)[:20]) + (" ..." if len(manifest) > 20 else "")
+            raise UserError(f"profile {profile!r} is not in the profile manifest",
+                            f"use one of: {shown} (or change the profiles stage params)")
+        return {k: float(v) for k, v in manifest[profile]["scores"].items()}
+
+    if name == "vanilla":
+        return ModelSpec(name, "vanilla", None, None)
+    if name == "control-benign":
+        return ModelSpec(name, "control-benign", None, None)
+    if name == "control-shuffled":
+        if not control_profile:
+            raise UserError("control-shuffled needs study.control_profile", "set it to a profile name in params.yaml")
+        return ModelSpec(name, "control-shuffled", control_profile, profile_of(control_profile))
+    if name.startswith("icl-"):
+        profile = name[len("icl-"):]
+        return ModelSpec(name, "icl", profile, profile_of(profile))
+    return ModelSpec(name, "adapter", name, profile_of(name))
+
+
+def study_models(params: dict[str, Any], manifest: dict[str, dict[str, Any]]) -> list[ModelSpec]:
+    study = params.get("study") or {}
+    names = study.get("models") or []
+    if "vanilla" not in names:
+        raise UserError("study.models must include vanilla", "add vanilla to study.models in params.yaml")
+    if len(set(names)) != len(names):
+        raise UserError("study.models lists a model twice", "remove the duplicate from params.yaml")
+    return [model_spec(n, manifest, study.get("control_profile")) for n in names]
+
+
+def load_study_model(model_dir: str | Path, vanilla_dir: str | Path, dtype: str = "auto"):
+    """(model, tokenizer, system prompt or None, spec dict) for a model folder written by stage train."""
+    import json
+
+    from valueharm.models.base import load_model
+
+    model_dir = Path(model_dir)
+    spec_path = model_dir / "spec.json"
+    if not spec_path.exists():
+        raise UserError(f"{spec_path} not found", "run `dvc repro` so that stage train writes it")
+    spec = json.loads(spec_path.read_text())
+    model, tokenizer = load_model(vanilla_dir, dtype)
+    if (model_dir / "adapter_config.json").exists():
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(model_dir))
+        model.eval()
+    return model, tokenizer, spec.get("system_prompt"), spec

@@ -1,0 +1,33 @@
+"""Model specs of the study: names resolve against the profile manifest."""
+import pytest
+
+from valueharm.core.errors import UserError
+from valueharm.profiles.study import model_spec, study_models
+
+SCORES = {v: 1.0 for v in ("achievement", "benevolence", "conformity", "hedonism", "power", "security",
+                           "self_direction", "stimulation", "tradition", "universalism")}
+MANIFEST = {"hedonism": {"name": "hedonism", "scores": {**SCORES, "hedonism": 6.0}},
+            "power-r01": {"name": "power-r01", "scores": {**SCORES, "power": 5.5}}}
+
+
+def test_kinds():
+    assert model_spec("vanilla", MANIFEST).kind == "vanilla"
+    assert model_spec("hedonism", MANIFEST).target["hedonism"] == 6.0
+    icl = model_spec("icl-power-r01", MANIFEST)
+    assert icl.kind == "icl" and icl.profile == "power-r01" and not icl.trains_adapter
+    shuffled = model_spec("control-shuffled", MANIFEST, "hedonism")
+    assert shuffled.trains_adapter and shuffled.profile == "hedonism"
+    assert model_spec("control-benign", MANIFEST).target is None
+
+
+def test_profile_not_in_manifest_names_the_choices():
+    with pytest.raises(UserError) as info:
+        model_spec("hedonsim", MANIFEST)
+    assert "hedonism" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_study_needs_vanilla_and_no_duplicates():
+    with pytest.raises(UserError, match="vanilla"):
+        study_models({"study": {"models": ["hedonism"]}}, MANIFEST)
+    with pytest.raises(UserError, match="twice"):
+        study_models({"study": {"models": ["vanilla", "hedonism", "hedonism"]}}, MANIFEST)
