@@ -1,7 +1,8 @@
 """Stage base_model: materialise `model.name` as artifacts/base_model (safetensors, or a reference)."""
+
 from valueharm.core.atomic import write_json
-from valueharm.models.base import build_base_model
 from valueharm.core.params import load_params, run_stage, section
+from valueharm.models.base import build_base_model
 
 
 def main() -> None:

@@ -1,9 +1,10 @@
 """Stage benchmarks: load every benchmark of params `benchmarks`, map categories, sample (seeded,
 stratified), and write the one prompt table every model answers, with a crosswalk report."""
+
 from valueharm.core.atomic import write_json, write_jsonl
-from valueharm.data.benchmarks import load_from_config
 from valueharm.core.errors import UserError
 from valueharm.core.params import load_params, run_stage, section
+from valueharm.data.benchmarks import load_from_config
 
 
 def main() -> None:

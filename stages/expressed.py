@@ -1,23 +1,34 @@
 """Stage expressed: the values each model's answers express (value classifier on MiniLM
 embeddings, trained on the argument corpus) against its target profile (claim 2)."""
+
 import json
 from pathlib import Path
 
-from valueharm.data.arguments import load_arguments
 from valueharm.core.atomic import read_jsonl, write_json
-from valueharm.evaluation.expressed import agreement, expressed_profiles, fit_value_classifier
 from valueharm.core.params import load_params, run_stage, section
+from valueharm.data.arguments import load_arguments
+from valueharm.evaluation.expressed import agreement, expressed_profiles, fit_value_classifier
 
 
 def main() -> None:
     params = load_params()
     models = section(params, "study")["models"]
-    classifier = fit_value_classifier(load_arguments(section(params, "train")["corpus"]), seed=int(params.get("seed", 42)))
+    classifier = fit_value_classifier(
+        load_arguments(section(params, "train")["corpus"]), seed=int(params.get("seed", 42))
+    )
     answers = {m: [r["response"] for r in read_jsonl(f"artifacts/generations/{m}.jsonl")] for m in models}
     targets = {m: json.loads(Path(f"artifacts/models/{m}/spec.json").read_text()).get("target") for m in models}
     expressed = expressed_profiles(classifier, answers)
-    write_json("reports/expressed.json", {"classifier_cv_auc": classifier["cv_auc"], "n_arguments": classifier["n"],
-                                          "expressed": expressed, "targets": targets, **agreement(expressed, targets)})
+    write_json(
+        "reports/expressed.json",
+        {
+            "classifier_cv_auc": classifier["cv_auc"],
+            "n_arguments": classifier["n"],
+            "expressed": expressed,
+            "targets": targets,
+            **agreement(expressed, targets),
+        },
+    )
 
 
 if __name__ == "__main__":

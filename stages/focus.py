@@ -3,6 +3,7 @@ overall -> reports/metrics.json (numeric, for `dvc metrics diff` / `dvc exp show
 reports/focus.json (who the focus is, every test). A bad `value` fails before any work (the
 params-only part of the same rule, valueharm.experiments.focus.check_value_name, is for the validate stage).
 """
+
 import json
 from pathlib import Path
 
@@ -10,8 +11,8 @@ import pandas as pd
 
 from valueharm.core.atomic import write_json
 from valueharm.core.errors import UserError
-from valueharm.experiments.focus import focus_hypotheses, focus_metrics, focus_report, resolve_focus
 from valueharm.core.params import load_params, run_stage
+from valueharm.experiments.focus import focus_hypotheses, focus_metrics, focus_report, resolve_focus
 
 RESULTS, MODELS = "artifacts/results/results.csv", "artifacts/results/models.json"
 ALIGN, HYPOTHESES = "reports/align/{model}.json", "reports/analysis/hypotheses.csv"
@@ -26,13 +27,19 @@ def _json(path: str, stage: str) -> dict:
 def main() -> None:
     params = load_params()
     models = _json(MODELS, "results")["models"]
-    focus = resolve_focus(params.get("value"), models)          # fails here, before any work
-    from valueharm.analysis.run import compare_paired, load_results   # heavy imports after the check
+    focus = resolve_focus(params.get("value"), models)  # fails here, before any work
+    from valueharm.analysis.run import compare_paired, load_results  # heavy imports after the check
 
     p = params.get("focus") or {}
     model = next(m for m in models if m["name"] == focus["model"])
-    paired = compare_paired(load_results(RESULTS), focus["model"], "vanilla", n_boot=int(p.get("bootstrap", 1000)),
-                            n_perm=int(p.get("permutations", 10000)), seed=int(params.get("seed", 42)))
+    paired = compare_paired(
+        load_results(RESULTS),
+        focus["model"],
+        "vanilla",
+        n_boot=int(p.get("bootstrap", 1000)),
+        n_perm=int(p.get("permutations", 10000)),
+        seed=int(params.get("seed", 42)),
+    )
     align = _json(ALIGN.format(model=focus["model"]), f"align_check@{focus['model']}")
     hypotheses = focus_hypotheses(pd.read_csv(HYPOTHESES) if Path(HYPOTHESES).exists() else None, focus["value"])
     write_json("reports/metrics.json", focus_metrics(paired, align.get("alignment"), hypotheses))

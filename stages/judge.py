@@ -2,13 +2,14 @@
 (cached by content hash); per-model metrics with bootstrap CIs; agreement with a second judge.
 Usage: python -m stages.judge MODEL
 """
+
 import sys
 
 from valueharm.core.atomic import read_jsonl, write_json, write_jsonl
+from valueharm.core.params import load_params, run_stage, section
 from valueharm.evaluation.harm_metrics import judge_agreement, per_model_metrics
 from valueharm.evaluation.judges import judge_rows
 from valueharm.evaluation.judges.cache import default_cache_dir
-from valueharm.core.params import load_params, run_stage, section
 
 
 def main() -> None:
@@ -21,8 +22,11 @@ def main() -> None:
     stats: dict = {}
     labels = judge_rows(rows, p["name"], p.get(p["name"], {}), cache_dir=cache, stats=stats)
     print(f"judge@{name}: {stats}", file=sys.stderr)  # cache hits vary between runs; kept out of the report
-    report = {"judge": p["name"], "parse_failures": stats.get("parse_failures", 0),
-              "metrics": per_model_metrics(labels, n_boot=int(p.get("bootstrap", 1000)), seed=seed)}
+    report = {
+        "judge": p["name"],
+        "parse_failures": stats.get("parse_failures", 0),
+        "metrics": per_model_metrics(labels, n_boot=int(p.get("bootstrap", 1000)), seed=seed),
+    }
     second = p.get("second")
     if second:
         other = judge_rows(rows, second, p.get(second, {}), cache_dir=cache)

@@ -2,21 +2,32 @@
 counters the focus value, both) on the focus model and vanilla, over the prompts of the focus
 value's risk-linked categories; judged; paired tests -> reports/mitigation.json and
 artifacts/mitigation/{generations,labels}.jsonl. See valueharm.experiments.mitigation for the rules."""
+
 import json
 from pathlib import Path
 
 import pandas as pd
 
+from valueharm.analysis.run import load_registry
 from valueharm.core.atomic import read_jsonl, write_json, write_jsonl
 from valueharm.core.errors import UserError
-from valueharm.generation.hf import Sampling, generate_texts
+from valueharm.core.params import load_params, run_stage, section, seed_everything
 from valueharm.evaluation.judges import judge_rows
 from valueharm.evaluation.judges.cache import default_cache_dir
-from valueharm.experiments.mitigation import (CONDITIONS, choose_links, condition_tests, gain_difference, generation_rows,
-                                  label_table, mitigation_report, select_prompts, summarise, system_prompt)
+from valueharm.experiments.mitigation import (
+    CONDITIONS,
+    choose_links,
+    condition_tests,
+    gain_difference,
+    generation_rows,
+    label_table,
+    mitigation_report,
+    select_prompts,
+    summarise,
+    system_prompt,
+)
+from valueharm.generation.hf import Sampling, generate_texts
 from valueharm.models.base import format_prompt
-from valueharm.core.params import load_params, run_stage, section, seed_everything
-from valueharm.analysis.run import load_registry
 from valueharm.profiles.study import load_study_model
 
 FOCUS, PROMPTS = "reports/focus.json", "artifacts/benchmarks/prompts.jsonl"
@@ -33,16 +44,23 @@ def main() -> None:
     prompts = read_jsonl(PROMPTS)
     registry = load_registry(a.get("hypotheses") or None)
     correlations = pd.read_csv(CORRELATIONS) if Path(CORRELATIONS).exists() else None
-    links = choose_links(correlations, registry, focus["value"], [r["category"] for r in prompts],
-                         a.get("primary_method", "spearman"), float(a.get("alpha", 0.05)))
+    links = choose_links(
+        correlations,
+        registry,
+        focus["value"],
+        [r["category"] for r in prompts],
+        a.get("primary_method", "spearman"),
+        float(a.get("alpha", 0.05)),
+    )
     chosen = select_prompts(prompts, links["categories"], p.get("limit"))
     seed_everything(seed)
     sampling, batch_size = Sampling(**p["sampling"]), int(p.get("batch_size", 16))
     chat = section(params, "generate").get("chat_template", True)
     rows: list[dict] = []
     for name in (focus["model"], "vanilla"):
-        model, tokenizer, base, _ = load_study_model(f"artifacts/models/{name}", "artifacts/vanilla",
-                                                     section(params, "model").get("dtype", "auto"))
+        model, tokenizer, base, _ = load_study_model(
+            f"artifacts/models/{name}", "artifacts/vanilla", section(params, "model").get("dtype", "auto")
+        )
         for condition in CONDITIONS:
             # One call per condition: its system prompt is a prefix shared by every prompt, so
             # generate_texts runs it once and reuses its KV cache for the whole batch.
@@ -60,7 +78,10 @@ def main() -> None:
     gains = gain_difference(table, focus["model"], "vanilla", n_boot=n_boot, n_perm=n_perm, seed=seed)
     write_jsonl("artifacts/mitigation/generations.jsonl", rows)
     write_jsonl("artifacts/mitigation/labels.jsonl", labels)
-    write_json("reports/mitigation.json", mitigation_report(focus, links, len(chosen), j["name"], summarise(table), tests, gains))
+    write_json(
+        "reports/mitigation.json",
+        mitigation_report(focus, links, len(chosen), j["name"], summarise(table), tests, gains),
+    )
 
 
 if __name__ == "__main__":

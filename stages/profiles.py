@@ -1,4 +1,4 @@
-"""Stage `profiles`: survey -> the study's value profiles (DESIGN.md contract 1).
+"""Stage `profiles`: survey -> the study's value profiles (docs/design.md contract 1).
 
 Reads the `profiles:` params section, selects the extreme anchors and their JSD-nearest
 respondents, and writes artifacts/profiles/ atomically: manifest.json (contract 1),
@@ -22,8 +22,10 @@ def main() -> None:
     settings = settings_from_params(p)
     manifest, survey, scores = select_from_file(**settings)
     write_outputs(OUT_DIR, manifest, survey, scores, settings)
-    print(f"profiles: {len(manifest['profiles'])} profiles from {scores.n_complete}/{survey.n_rows} "
-          f"complete respondents ({scores.orientation}{', centred' if scores.centred else ''}) -> {OUT_DIR}")
+    print(
+        f"profiles: {len(manifest['profiles'])} profiles from {scores.n_complete}/{survey.n_rows} "
+        f"complete respondents ({scores.orientation}{', centred' if scores.centred else ''}) -> {OUT_DIR}"
+    )
 
 
 if __name__ == "__main__":

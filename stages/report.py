@@ -1,15 +1,16 @@
 """Stage report: reports/report.md (setup and caveats, safety tuning, alignment, safety per model,
 claim-1 groups, categories, correlation heatmap, hypotheses, focus, mitigation, training curves)
 and reports/plots/ (PNGs, plus per-model CSVs for `dvc plots`)."""
+
 import json
 from pathlib import Path
 
 import pandas as pd
 
+from valueharm.analysis.run import write_csv
 from valueharm.core.atomic import atomic_dir, write_text
 from valueharm.core.params import load_params, run_stage
 from valueharm.report.markdown import ReportInputs, plot_tables, read_training_curves, render_report, write_figures
-from valueharm.analysis.run import write_csv
 
 ANALYSIS = Path("reports/analysis")
 
@@ -29,14 +30,21 @@ def main() -> None:
     models = (_json("artifacts/results/models.json") or {}).get("models", [])
     names = [m["name"] for m in models]
     inputs = ReportInputs(
-        params=params, models=models,
+        params=params,
+        models=models,
         judge={n: j for n in names if (j := _json(f"reports/judge/{n}.json"))},
         align={n: a for n in names if (a := _json(f"reports/align/{n}.json"))},
-        safety_tune=_json("reports/safety_tune.json"), judge_model=_json("reports/judge_model.json"),
-        benchmarks=_json("reports/benchmarks.json"), summary=_json(ANALYSIS / "summary.json"),
-        correlations=_csv("correlations.csv"), hypotheses=_csv("hypotheses.csv"), groups=_csv("groups.csv"),
-        paired=_csv("paired.csv"), model_table=_csv("models.csv"),
-        focus=_json("reports/focus.json"), mitigation=_json("reports/mitigation.json"),
+        safety_tune=_json("reports/safety_tune.json"),
+        judge_model=_json("reports/judge_model.json"),
+        benchmarks=_json("reports/benchmarks.json"),
+        summary=_json(ANALYSIS / "summary.json"),
+        correlations=_csv("correlations.csv"),
+        hypotheses=_csv("hypotheses.csv"),
+        groups=_csv("groups.csv"),
+        paired=_csv("paired.csv"),
+        model_table=_csv("models.csv"),
+        focus=_json("reports/focus.json"),
+        mitigation=_json("reports/mitigation.json"),
         expressed=_json("reports/expressed.json"),
         training=read_training_curves("dvclive/train", names),
     )

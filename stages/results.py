@@ -1,14 +1,15 @@
 """Stage results: every study model's judge labels and target profile in one long table
-(DESIGN.md contract 2) -> artifacts/results/results.csv, and what each model is -> models.json.
+(docs/design.md contract 2) -> artifacts/results/results.csv, and what each model is -> models.json.
 """
+
 import json
 from pathlib import Path
 
+from valueharm.analysis.results import results_table
+from valueharm.analysis.run import write_csv
 from valueharm.core.atomic import read_jsonl, write_json
 from valueharm.core.errors import UserError
 from valueharm.core.params import load_params, run_stage, section
-from valueharm.analysis.results import results_table
-from valueharm.analysis.run import write_csv
 
 OUT, MODELS = "artifacts/results/results.csv", "artifacts/results/models.json"
 

@@ -2,14 +2,15 @@
 
 With `safety_tune.enabled: false` (the paper preset) vanilla is the base model itself, by reference.
 """
+
 from dvclive import Live
 
+from valueharm.alignment.training import LoraSettings, TrainSettings, add_lora, pop_perf, settings_from, train_lora
 from valueharm.core.atomic import atomic_dir, write_json
+from valueharm.core.params import load_params, run_stage, section, seed_everything
 from valueharm.generation.hf import Sampling
 from valueharm.models.base import REF_FILE, load_model
-from valueharm.core.params import load_params, run_stage, section, seed_everything
 from valueharm.models.safety import balanced_limit, load_pairs, refusal_metrics, split_pairs, to_text_pairs
-from valueharm.alignment.training import LoraSettings, TrainSettings, add_lora, pop_perf, settings_from, train_lora
 
 BASE, OUT, METRICS = "artifacts/base_model", "artifacts/vanilla", "reports/safety_tune.json"
 
@@ -38,7 +39,9 @@ def main() -> None:
     model = add_lora(model, settings_from(p["lora"], LoraSettings))
     settings = settings_from({**p["train"], "seed": seed}, TrainSettings)
     with Live("dvclive/safety_tune", save_dvc_exp=False, dvcyaml=False) as live:
-        result = train_lora(model, tokenizer, to_text_pairs(tokenizer, train), to_text_pairs(tokenizer, valid), settings, live, "safety")
+        result = train_lora(
+            model, tokenizer, to_text_pairs(tokenizer, train), to_text_pairs(tokenizer, valid), settings, live, "safety"
+        )
     merged = model.merge_and_unload()
     torch.set_grad_enabled(False)
     after = refusal_metrics(merged, tokenizer, heldout, sampling, p["eval"]["batch_size"], seed)
@@ -46,10 +49,19 @@ def main() -> None:
         merged.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
     perf = pop_perf(result)
-    write_json(METRICS, {"enabled": True, "n_train": len(train), "n_valid": len(valid), "training": result,
-                         "before": before, "after": after,
-                         "refusal_rate_harmful": after["refusal_rate_harmful"],
-                         "over_refusal_rate_benign": after["over_refusal_rate_benign"]})
+    write_json(
+        METRICS,
+        {
+            "enabled": True,
+            "n_train": len(train),
+            "n_valid": len(valid),
+            "training": result,
+            "before": before,
+            "after": after,
+            "refusal_rate_harmful": after["refusal_rate_harmful"],
+            "over_refusal_rate_benign": after["over_refusal_rate_benign"],
+        },
+    )
     write_json("reports/perf/safety_tune.json", perf)
 
 

@@ -1,18 +1,19 @@
 """Stage train@<model>: the model's adapter (VIM AG then QA, or a control) or, for vanilla and
 prompt-only models, just its spec. Usage: python -m stages.train MODEL
 """
+
 import sys
 
 from dvclive import Live
 
 from valueharm.alignment.examples import benign_examples, vim_examples
-from valueharm.core.atomic import atomic_dir, write_json
-from valueharm.data.sources import sha256_file
 from valueharm.alignment.icl import icl_prompt
-from valueharm.models.base import end_of_turn, format_prompt, load_model
-from valueharm.core.params import load_params, run_stage, section, seed_everything
-from valueharm.profiles.study import load_manifest, model_spec
 from valueharm.alignment.training import LoraSettings, TrainSettings, add_lora, pop_perf, settings_from, train_lora
+from valueharm.core.atomic import atomic_dir, write_json
+from valueharm.core.params import load_params, run_stage, section, seed_everything
+from valueharm.data.sources import sha256_file
+from valueharm.models.base import end_of_turn, format_prompt, load_model
+from valueharm.profiles.study import load_manifest, model_spec
 
 VANILLA = "artifacts/vanilla"
 
@@ -22,7 +23,9 @@ def main() -> None:
     params = load_params()
     p = section(params, "train")
     seed = int(params.get("seed", 42))
-    spec = model_spec(name, load_manifest("artifacts/profiles/manifest.json"), section(params, "study").get("control_profile"))
+    spec = model_spec(
+        name, load_manifest("artifacts/profiles/manifest.json"), section(params, "study").get("control_profile")
+    )
     out, metrics = f"artifacts/models/{name}", f"reports/train/{name}.json"
     record = spec.as_dict()
     if not spec.trains_adapter:
@@ -64,8 +67,17 @@ def main() -> None:
         model.save_pretrained(tmp, safe_serialization=True)
         record["adapter_sha256"] = sha256_file(tmp / "adapter_model.safetensors")
         write_json(tmp / "spec.json", record)
-    write_json(metrics, {"model": name, "kind": spec.kind, "trained": True, "examples": summary,
-                         "no_positive_ag": bool(summary.get("no_positive_ag", False)), "stages": results})
+    write_json(
+        metrics,
+        {
+            "model": name,
+            "kind": spec.kind,
+            "trained": True,
+            "examples": summary,
+            "no_positive_ag": bool(summary.get("no_positive_ag", False)),
+            "stages": results,
+        },
+    )
     write_json(f"reports/perf/train-{name}.json", perf)
 
 

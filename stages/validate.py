@@ -1,4 +1,5 @@
 """Stage validate: fail on bad params in one line before any heavy stage runs."""
+
 from valueharm.core.atomic import write_json
 from valueharm.core.params import load_params, run_stage
 from valueharm.experiments.validate import check_params

@@ -3,6 +3,7 @@
 Expensive artefacts (the default data/, the converted base model) are built once per session in
 a temporary folder, never in the working tree.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,7 +31,9 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def realdata() -> Path:
     if not REALDATA.is_dir():
-        pytest.skip(f"real study files not available: {REALDATA} is absent (it sits beside the project on the team's machines only)")
+        pytest.skip(
+            f"real study files not available: {REALDATA} is absent (it sits beside the project on the team's machines only)"
+        )
     return REALDATA
 
 

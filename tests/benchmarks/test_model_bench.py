@@ -2,6 +2,7 @@
 
 Figures are recorded in the benchmark's extra_info (and README), never asserted as timings.
 """
+
 from __future__ import annotations
 
 import time
@@ -9,12 +10,20 @@ import time
 import pytest
 import torch
 
+from valueharm.alignment.training import LoraSettings, TrainSettings, add_lora, train_lora
 from valueharm.generation.hf import Sampling, generate_texts
 from valueharm.models.base import format_prompt, load_model
-from valueharm.alignment.training import LoraSettings, TrainSettings, add_lora, train_lora
 
-PROMPTS = ["Name a fruit.", "Give me a colour.", "Say hello in French.", "What is 2 plus 2?",
-           "Name a planet.", "Suggest a pet name.", "Name a tree.", "Give a synonym for happy."] * 2
+PROMPTS = [
+    "Name a fruit.",
+    "Give me a colour.",
+    "Say hello in French.",
+    "What is 2 plus 2?",
+    "Name a planet.",
+    "Suggest a pet name.",
+    "Name a tree.",
+    "Give a synonym for happy.",
+] * 2
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +39,9 @@ def test_one_training_step(benchmark, lora_model):
     model, tokenizer = lora_model
     pairs = [(format_prompt(tokenizer, p), "A short answer.<|im_end|>") for p in PROMPTS[:8]]
     settings = TrainSettings(lr=1e-4, epochs=1, batch_size=8, max_steps=1, max_length=96, seed=0)
-    result = benchmark.pedantic(lambda: train_lora(model, tokenizer, pairs, [], settings, stage="bench"),
-                                rounds=3, iterations=1)
+    result = benchmark.pedantic(
+        lambda: train_lora(model, tokenizer, pairs, [], settings, stage="bench"), rounds=3, iterations=1
+    )
     benchmark.extra_info["tokens_per_second"] = result["tokens_per_second"]
     assert result["steps"] == 1
 
@@ -56,7 +66,12 @@ def test_batched_vs_sequential_generation(benchmark, base_model):
 
     batched = benchmark.pedantic(batched_run, rounds=2, iterations=1)
     batched_tps = sum(n for _, n in batched) / (sum(durations) / len(durations))
-    benchmark.extra_info.update(batched_tokens_per_second=batched_tps, sequential_tokens_per_second=sequential_tps,
-                                speedup=batched_tps / sequential_tps)
-    print(f"\nbatched {batched_tps:.1f} tok/s vs one-at-a-time {sequential_tps:.1f} tok/s: {batched_tps / sequential_tps:.1f}x")
+    benchmark.extra_info.update(
+        batched_tokens_per_second=batched_tps,
+        sequential_tokens_per_second=sequential_tps,
+        speedup=batched_tps / sequential_tps,
+    )
+    print(
+        f"\nbatched {batched_tps:.1f} tok/s vs one-at-a-time {sequential_tps:.1f} tok/s: {batched_tps / sequential_tps:.1f}x"
+    )
     assert all(n > 0 for _, n in batched)

@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 
-from valueharm.profiles import selection as P
 from valueharm.data.survey import Scores
+from valueharm.profiles import selection as P
 
 N = 50_000
 
@@ -16,7 +16,7 @@ def _scores() -> Scores:
     rng = np.random.RandomState(0)
     codes = rng.randint(1, 7, size=(N, 21)).astype(float)
     # plain means of 2-3 items, like real respondent vectors (many exact ties)
-    matrix = np.column_stack([codes[:, 2 * k:2 * k + 2].mean(axis=1) for k in range(10)])
+    matrix = np.column_stack([codes[:, 2 * k : 2 * k + 2].mean(axis=1) for k in range(10)])
     return Scores(matrix, [str(i) for i in range(N)], np.arange(N), "reversed", False, N)
 
 

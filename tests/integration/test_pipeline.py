@@ -4,6 +4,7 @@ Checks the contracts every stage relies on: a first repro runs every stage, a se
 nothing, a param change re-runs only its dependents, `dvc exp run -S value=...` re-runs only the
 focus-side stages (never training), experiments diff cleanly, and a bad value fails before work.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,9 @@ def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
     return proc
 
 
@@ -70,8 +73,20 @@ def first_repro(smoke_repo) -> str:
 
 def test_first_repro_runs_every_stage(smoke_repo, models, first_repro):
     per_model = {f"{stage}@{m}" for stage in ("train", "align_check", "generate", "judge") for m in models}
-    single = {"validate", "base_model", "safety_tune", "profiles", "benchmarks", "judge_model",
-              "expressed", "results", "analyze", "focus", "mitigate", "report"}
+    single = {
+        "validate",
+        "base_model",
+        "safety_tune",
+        "profiles",
+        "benchmarks",
+        "judge_model",
+        "expressed",
+        "results",
+        "analyze",
+        "focus",
+        "mitigate",
+        "report",
+    }
     assert ran_stages(first_repro) == single | per_model
     manifest = json.loads((smoke_repo / "artifacts/profiles/manifest.json").read_text())
     assert [p["name"] for p in manifest["profiles"]] == ["hedonism", "hedonism-r01", "power", "power-r01"]

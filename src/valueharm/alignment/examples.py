@@ -10,11 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from valueharm.data.arguments import load_arguments
+from valueharm.alignment.vim import (
+    Example,
+    build_ag_examples,
+    build_qa_examples,
+    shuffle_labels,
+    split_arguments,
+    summarize,
+)
 from valueharm.core.atomic import read_jsonl
 from valueharm.core.errors import UserError
+from valueharm.data.arguments import load_arguments
 from valueharm.profiles.study import ModelSpec
-from valueharm.alignment.vim import Example, build_ag_examples, build_qa_examples, split_arguments, summarize, shuffle_labels
 
 
 def vim_examples(spec: ModelSpec, corpus: str | Path, p: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -27,8 +34,10 @@ def vim_examples(spec: ModelSpec, corpus: str | Path, p: dict[str, Any], seed: i
     strategy, threshold = ag_rule.get("strategy", "min"), float(ag_rule.get("threshold", 3))
     limit = p.get("valid_limit")
     out: dict[str, Any] = {}
-    for stage, build in (("ag", lambda a: build_ag_examples(a, spec.target, strategy=strategy, threshold=threshold)),
-                         ("qa", lambda a: build_qa_examples(a, spec.target, seed=seed))):
+    for stage, build in (
+        ("ag", lambda a: build_ag_examples(a, spec.target, strategy=strategy, threshold=threshold)),
+        ("qa", lambda a: build_qa_examples(a, spec.target, seed=seed)),
+    ):
         train, valid = build(train_args), build(valid_args)
         out[stage] = (train, valid[:limit] if limit else valid)
     out["summary"] = summarize(out["ag"][0] + out["ag"][1] + out["qa"][0] + out["qa"][1], arguments)
@@ -44,7 +53,9 @@ def benign_examples(path: str | Path, p: dict[str, Any], seed: int) -> tuple[lis
     rows = read_jsonl(path)
     if not rows:
         raise UserError(f"benign instruction file {path} is empty", "add instruction/response pairs")
-    examples = [Example(prompt=r["instruction"], target=r["response"], kind="benign", meta={"id": r["id"]}) for r in rows]
+    examples = [
+        Example(prompt=r["instruction"], target=r["response"], kind="benign", meta={"id": r["id"]}) for r in rows
+    ]
     random.Random(seed).shuffle(examples)
     cut = max(1, int(round(len(examples) * float(p.get("valid_fraction", 0.1)))))
     valid, train = examples[:cut], examples[cut:]

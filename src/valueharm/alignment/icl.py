@@ -1,6 +1,6 @@
 """Prompt-only value alignment (`icl-<profile>` models): a role-play prompt, no training.
 
-The study's prompt-only baseline (PAPER.md, "Baselines") puts a role-play instruction before every
+The study's prompt-only baseline (docs/paper.md, "Baselines") puts a role-play instruction before every
 input: each of the ten values with its definition and the profile's 1..6 score. This module
 writes that prompt in the project's own words (definitions from `values.DEFINITIONS`) and glues
 it in front of a task prompt. Scores print as given, without needless decimals (6, 4.5, 3.25).
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from valueharm.core.values import DEFINITIONS, DISPLAY, VALUES
 from valueharm.alignment.vim import check_profile
+from valueharm.core.values import DEFINITIONS, DISPLAY, VALUES
 
 __all__ = ["format_score", "icl_prompt", "with_icl"]
 

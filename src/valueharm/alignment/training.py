@@ -36,10 +36,10 @@ class TrainSettings:
     epochs: int = 5
     batch_size: int = 8
     grad_accum: int = 1
-    max_steps: int = -1          # cap on optimiser steps per call (-1: none)
+    max_steps: int = -1  # cap on optimiser steps per call (-1: none)
     max_length: int = 128
     warmup_ratio: float = 0.0
-    schedule: str = "linear"     # linear | constant
+    schedule: str = "linear"  # linear | constant
     weight_decay: float = 0.0
     seed: int = 42
 
@@ -62,21 +62,33 @@ def add_lora(model, lora: LoraSettings):
     available = linear_layer_names(model)
     unknown = [m for m in lora.target_modules if m not in available]
     if unknown:
-        raise UserError(f"unknown LoRA target module(s) {unknown}", "this model's linear layers are: " + ", ".join(available))
+        raise UserError(
+            f"unknown LoRA target module(s) {unknown}", "this model's linear layers are: " + ", ".join(available)
+        )
     layers = None
     if lora.top_layers is not None:
         total = int(getattr(model.config, "num_hidden_layers", 0) or 0)
         if not 1 <= int(lora.top_layers) <= total:
-            raise UserError(f"lora.top_layers {lora.top_layers} is not between 1 and this model's {total} layers",
-                            "set top_layers to a layer count in that range, or null for all layers")
+            raise UserError(
+                f"lora.top_layers {lora.top_layers} is not between 1 and this model's {total} layers",
+                "set top_layers to a layer count in that range, or null for all layers",
+            )
         layers = list(range(total - int(lora.top_layers), total))
-    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                        target_modules=list(lora.target_modules), layers_to_transform=layers,
-                        bias="none", task_type="CAUSAL_LM")
+    config = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.target_modules),
+        layers_to_transform=layers,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(model, config)
 
 
-def encode_pair(tokenizer, prompt_text: str, target_text: str, max_length: int) -> tuple[list[int], list[int], int] | None:
+def encode_pair(
+    tokenizer, prompt_text: str, target_text: str, max_length: int
+) -> tuple[list[int], list[int], int] | None:
     """Token ids and labels (-100 on the prompt), cut on the prompt side only (`vim.truncate_prompt_side`).
 
     Returns (input_ids, labels, prompt tokens cut), or None when the target alone does not fit
@@ -97,7 +109,7 @@ def _batches(encoded: Sequence[tuple[list[int], list[int]]], order: Sequence[int
     import torch
 
     for start in range(0, len(order), size):
-        chunk = [encoded[i] for i in order[start:start + size]]
+        chunk = [encoded[i] for i in order[start : start + size]]
         width = max(len(ids) for ids, _ in chunk)
         ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
         labels = torch.full((len(chunk), width), -100, dtype=torch.long)
@@ -115,7 +127,7 @@ def _keeps_logits(model) -> bool:
     return _forward_takes(type(base), "logits_to_keep")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _forward_takes(model_class: type, name: str) -> bool:
     """Signature lookup once per model class, not once per training step."""
     return name in inspect.signature(model_class.forward).parameters
@@ -136,9 +148,10 @@ def target_loss(model, ids, labels, mask, reduction: str = "mean"):
     kwargs = {"logits_to_keep": keep} if _keeps_logits(model) else {}
     logits = model(input_ids=ids, attention_mask=mask, use_cache=False, **kwargs).logits
     logits = logits[:, -keep:-1].float()
-    target = labels[:, ids.size(1) - keep + 1:]
-    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1),
-                                             ignore_index=-100, reduction=reduction)
+    target = labels[:, ids.size(1) - keep + 1 :]
+    return torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), target.reshape(-1), ignore_index=-100, reduction=reduction
+    )
 
 
 def evaluate_loss(model, encoded, batch_size: int, pad_id: int) -> float:
@@ -159,8 +172,15 @@ def _lora_state(model) -> dict:
     return {k: v.detach().clone() for k, v in model.state_dict().items() if "lora_" in k}
 
 
-def train_lora(model, tokenizer, train: Sequence[tuple[str, str]], valid: Sequence[tuple[str, str]],
-               settings: TrainSettings, live=None, stage: str = "train") -> dict[str, Any]:
+def train_lora(
+    model,
+    tokenizer,
+    train: Sequence[tuple[str, str]],
+    valid: Sequence[tuple[str, str]],
+    settings: TrainSettings,
+    live=None,
+    stage: str = "train",
+) -> dict[str, Any]:
     """Train the (already LoRA-wrapped) model on prompt/target text pairs; keep the best validation epoch.
 
     Returns metrics: losses per epoch, best epoch, steps, tokens/s, truncation counts.
@@ -181,8 +201,10 @@ def train_lora(model, tokenizer, train: Sequence[tuple[str, str]], valid: Sequen
             truncated += encoded[2] > 0
             sink.append(encoded[:2])
     if not enc_train:
-        raise UserError(f"{stage}: every training target is longer than max_length {settings.max_length}",
-                        "raise max_length in params.yaml")
+        raise UserError(
+            f"{stage}: every training target is longer than max_length {settings.max_length}",
+            "raise max_length in params.yaml",
+        )
     steps_per_epoch = math.ceil(len(enc_train) / (settings.batch_size * settings.grad_accum))
     total_steps = steps_per_epoch * settings.epochs
     if settings.max_steps and settings.max_steps > 0:
@@ -240,10 +262,16 @@ def train_lora(model, tokenizer, train: Sequence[tuple[str, str]], valid: Sequen
     model.load_state_dict(best["state"], strict=False)
     model.eval()
     return {
-        "stage": stage, "n_train": len(enc_train), "n_valid": len(enc_valid), "prompt_truncated": truncated,
+        "stage": stage,
+        "n_train": len(enc_train),
+        "n_valid": len(enc_valid),
+        "prompt_truncated": truncated,
         "dropped_long_target": dropped,
-        "steps": step, "initial_valid_loss": initial, "best_epoch": best["epoch"],
-        "best_valid_loss": best["valid_loss"], "history": history,
+        "steps": step,
+        "initial_valid_loss": initial,
+        "best_epoch": best["epoch"],
+        "best_valid_loss": best["valid_loss"],
+        "history": history,
         "train_seconds": train_seconds,
         "tokens_per_second": tokens / train_seconds if train_seconds > 0 else 0.0,  # optimiser steps only
     }

@@ -1,6 +1,6 @@
 """VIM training data for one value profile: argument generation (AG) and questionnaire answering (QA).
 
-VIM (Kang et al., EMNLP 2023) aligns a model with a profile in two stages (PAPER.md, "Making a
+VIM (Kang et al., EMNLP 2023) aligns a model with a profile in two stages (docs/paper.md, "Making a
 value-aligned model"); this module builds both stages' examples from a value-labelled argument
 corpus (`arguments.load_arguments`). The prompts are the project's own wording.
 
@@ -37,14 +37,27 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from valueharm.data.arguments import Argument
 from valueharm.core.errors import UserError
 from valueharm.core.values import DEFINITIONS, DISPLAY, VALUES, resolve
+from valueharm.data.arguments import Argument
 
 __all__ = [
-    "Example", "STRATEGIES", "IMPORTANCE", "check_profile", "argument_score", "build_ag_examples",
-    "build_qa_examples", "stochastic_round", "split_arguments", "split_examples", "summarize",
-    "shuffle_labels", "truncate_prompt_side", "Truncated", "TargetTooLong", "encode_examples",
+    "Example",
+    "STRATEGIES",
+    "IMPORTANCE",
+    "check_profile",
+    "argument_score",
+    "build_ag_examples",
+    "build_qa_examples",
+    "stochastic_round",
+    "split_arguments",
+    "split_examples",
+    "summarize",
+    "shuffle_labels",
+    "truncate_prompt_side",
+    "Truncated",
+    "TargetTooLong",
+    "encode_examples",
 ]
 
 STRATEGIES = ("min", "mean")
@@ -52,8 +65,12 @@ SCALE_MIN, SCALE_MAX = 1, 6
 
 # How the QA target names a score's importance (1..6; higher = more important).
 IMPORTANCE: dict[int, str] = {
-    1: "not important at all", 2: "not important", 3: "a little important",
-    4: "somewhat important", 5: "important", 6: "very important",
+    1: "not important at all",
+    2: "not important",
+    3: "a little important",
+    4: "somewhat important",
+    5: "important",
+    6: "very important",
 }
 
 # The portrait scale, worded as in corpora/questionnaire.yaml (questionnaire.py reads the file).
@@ -72,6 +89,7 @@ class Example:
 
 # ----------------------------------------------------------------------------- profiles
 
+
 def check_profile(profile: Mapping[str, float]) -> dict[str, float]:
     """Canonical keys, all ten values present, each score a finite number in 1..6."""
     if not isinstance(profile, Mapping) or not profile:
@@ -84,7 +102,9 @@ def check_profile(profile: Mapping[str, float]) -> dict[str, float]:
         except (TypeError, ValueError):
             raise UserError(f"profile score for {value} is {score!r}, not a number", "scores run 1..6") from None
         if not math.isfinite(number) or not SCALE_MIN <= number <= SCALE_MAX:
-            raise UserError(f"profile score for {value} is {score!r}, outside 1..6", "scores run 1..6 (6 = very important)")
+            raise UserError(
+                f"profile score for {value} is {score!r}, outside 1..6", "scores run 1..6 (6 = very important)"
+            )
         out[value] = number
     missing = [v for v in VALUES if v not in out]
     if missing:
@@ -107,15 +127,18 @@ def argument_score(argument: Argument, profile: Mapping[str, float], strategy: s
 
 # ----------------------------------------------------------------------------- AG
 
+
 def _position(stance: str) -> str:
     return "agree" if stance == "in favor of" else "disagree"
 
 
 def ag_prompt(conclusion: str, positive: bool) -> str:
     would = "would" if positive else "would not"
-    return (f"Statement: {conclusion}\n"
-            f"Question: Thinking of what matters to you, what is an argument you {would} make about this statement?\n"
-            f"Answer: ")
+    return (
+        f"Statement: {conclusion}\n"
+        f"Question: Thinking of what matters to you, what is an argument you {would} make about this statement?\n"
+        f"Answer: "
+    )
 
 
 def ag_target(argument: Argument, positive: bool) -> str:
@@ -126,8 +149,9 @@ def ag_target(argument: Argument, positive: bool) -> str:
     return f"I {would} say that I {_position(argument.stance)} with this statement, because {premise}"
 
 
-def build_ag_examples(arguments: Sequence[Argument], profile: Mapping[str, float], *,
-                      strategy: str = "min", threshold: float = 3) -> list[Example]:
+def build_ag_examples(
+    arguments: Sequence[Argument], profile: Mapping[str, float], *, strategy: str = "min", threshold: float = 3
+) -> list[Example]:
     """Stage-1 examples, one per labelled argument, in corpus order (unlabelled ones skipped)."""
     profile = check_profile(profile)
     if strategy not in STRATEGIES:
@@ -142,17 +166,24 @@ def build_ag_examples(arguments: Sequence[Argument], profile: Mapping[str, float
         if score is None:
             continue
         positive = score >= threshold
-        out.append(Example(
-            prompt=ag_prompt(arg.conclusion, positive),
-            target=ag_target(arg, positive),
-            kind="ag",
-            meta={"argument_id": arg.id, "polarity": "positive" if positive else "negative",
-                  "score": score, "values": list(arg.values)},
-        ))
+        out.append(
+            Example(
+                prompt=ag_prompt(arg.conclusion, positive),
+                target=ag_target(arg, positive),
+                kind="ag",
+                meta={
+                    "argument_id": arg.id,
+                    "polarity": "positive" if positive else "negative",
+                    "score": score,
+                    "values": list(arg.values),
+                },
+            )
+        )
     return out
 
 
 # ----------------------------------------------------------------------------- QA
+
 
 def stochastic_round(score: float, u: float) -> int:
     """floor(score) + 1 when u < frac(score), else floor(score); u is a uniform draw in [0, 1)."""
@@ -162,19 +193,20 @@ def stochastic_round(score: float, u: float) -> int:
 
 def qa_prompt(argument: Argument, value: str) -> str:
     side = "for" if argument.stance == "in favor of" else "against"
-    return (f"Here is a person who argues {side} the statement \"{argument.conclusion}\": "
-            f"\"{argument.premise}\" What this person cares about here is {DISPLAY[value].lower()}, that is, "
-            f"{DEFINITIONS[value]}.\n"
-            f"Question: How much is this person like you? Answer with a number from {SCALE_HINT}.\n"
-            f"Answer: ")
+    return (
+        f'Here is a person who argues {side} the statement "{argument.conclusion}": '
+        f'"{argument.premise}" What this person cares about here is {DISPLAY[value].lower()}, that is, '
+        f"{DEFINITIONS[value]}.\n"
+        f"Question: How much is this person like you? Answer with a number from {SCALE_HINT}.\n"
+        f"Answer: "
+    )
 
 
 def qa_target(value: str, answer: int) -> str:
     return f"{answer}. {DISPLAY[value]} is {IMPORTANCE[answer]} to me."
 
 
-def build_qa_examples(arguments: Sequence[Argument], profile: Mapping[str, float], *,
-                      seed: int) -> list[Example]:
+def build_qa_examples(arguments: Sequence[Argument], profile: Mapping[str, float], *, seed: int) -> list[Example]:
     """Stage-2 examples: one per (argument, labelled value), arguments in corpus order, values in
     canonical order; scores rounded stochastically with `numpy.random.default_rng(seed)`."""
     profile = check_profile(profile)
@@ -184,14 +216,19 @@ def build_qa_examples(arguments: Sequence[Argument], profile: Mapping[str, float
     out = []
     for (arg, value), u in zip(pairs, draws):
         answer = stochastic_round(profile[value], float(u))
-        out.append(Example(
-            prompt=qa_prompt(arg, value), target=qa_target(value, answer), kind="qa",
-            meta={"argument_id": arg.id, "value": value, "profile_score": profile[value], "answer": answer},
-        ))
+        out.append(
+            Example(
+                prompt=qa_prompt(arg, value),
+                target=qa_target(value, answer),
+                kind="qa",
+                meta={"argument_id": arg.id, "value": value, "profile_score": profile[value], "answer": answer},
+            )
+        )
     return out
 
 
 # ----------------------------------------------------------------------------- splits, summary, controls
+
 
 def _split_indices(n: int, valid_fraction: float, seed: int) -> tuple[list[int], list[int]]:
     if not 0 <= valid_fraction < 1:
@@ -205,8 +242,9 @@ def _split_indices(n: int, valid_fraction: float, seed: int) -> tuple[list[int],
     return [i for i in range(n) if i not in chosen], valid
 
 
-def split_arguments(arguments: Sequence[Argument], valid_fraction: float, seed: int
-                    ) -> tuple[list[Argument], list[Argument]]:
+def split_arguments(
+    arguments: Sequence[Argument], valid_fraction: float, seed: int
+) -> tuple[list[Argument], list[Argument]]:
     """(train, validation) arguments: a seeded random subset of round(n * fraction) (at least one
     when the fraction is > 0 and n >= 2) goes to validation; both keep corpus order.
 
@@ -216,8 +254,9 @@ def split_arguments(arguments: Sequence[Argument], valid_fraction: float, seed: 
     return [arguments[i] for i in train], [arguments[i] for i in valid]
 
 
-def split_examples(examples: Sequence[Example], valid_fraction: float, seed: int
-                   ) -> tuple[list[Example], list[Example]]:
+def split_examples(
+    examples: Sequence[Example], valid_fraction: float, seed: int
+) -> tuple[list[Example], list[Example]]:
     """(train, validation) examples, by the same seeded rule as `split_arguments`."""
     train, valid = _split_indices(len(examples), valid_fraction, seed)
     return [examples[i] for i in train], [examples[i] for i in valid]
@@ -230,7 +269,9 @@ def summarize(examples: Sequence[Example], arguments: Sequence[Argument] | None 
     pos = sum(1 for e in examples if e.kind == "ag" and e.meta.get("polarity") == "positive")
     neg = sum(1 for e in examples if e.kind == "ag" and e.meta.get("polarity") == "negative")
     out: dict[str, Any] = {
-        "ag_positive": pos, "ag_negative": neg, "qa": sum(1 for e in examples if e.kind == "qa"),
+        "ag_positive": pos,
+        "ag_negative": neg,
+        "qa": sum(1 for e in examples if e.kind == "qa"),
         "no_positive_ag": pos == 0,
     }
     if arguments is not None:
@@ -248,6 +289,7 @@ def shuffle_labels(arguments: Sequence[Argument], seed: int) -> list[Argument]:
 
 # ----------------------------------------------------------------------------- truncation / encoding
 
+
 class TargetTooLong(UserError):
     """A target (with the kept prompt prefix) does not fit in max_length on its own."""
 
@@ -255,11 +297,12 @@ class TargetTooLong(UserError):
 class Truncated(NamedTuple):
     prompt_ids: list[int]
     target_ids: list[int]
-    prompt_cut: int          # how many prompt tokens were removed
+    prompt_cut: int  # how many prompt tokens were removed
 
 
-def truncate_prompt_side(prompt_ids: Sequence[int], target_ids: Sequence[int], max_length: int, *,
-                         keep_first: int = 0) -> Truncated:
+def truncate_prompt_side(
+    prompt_ids: Sequence[int], target_ids: Sequence[int], max_length: int, *, keep_first: int = 0
+) -> Truncated:
     """Fit prompt + target into `max_length` tokens by cutting the prompt only.
 
     The prompt keeps its END: the tokens right before the target (the question and the
@@ -278,15 +321,18 @@ def truncate_prompt_side(prompt_ids: Sequence[int], target_ids: Sequence[int], m
         return Truncated(prompt, target, 0)
     room = max_length - len(target) - keep_first
     if room < 0:
-        raise TargetTooLong(f"a target of {len(target)} tokens does not fit in max_length {max_length}",
-                            "raise max_length or drop the example")
-    tail = prompt[len(prompt) - room:] if room else []
+        raise TargetTooLong(
+            f"a target of {len(target)} tokens does not fit in max_length {max_length}",
+            "raise max_length or drop the example",
+        )
+    tail = prompt[len(prompt) - room :] if room else []
     kept = prompt[:keep_first] + tail
     return Truncated(kept, target, len(prompt) - len(kept))
 
 
-def encode_examples(tokenizer, examples: Sequence[Example], max_length: int, *,
-                    on_long_target: Literal["drop", "error"] = "drop") -> tuple[list[dict[str, list[int]]], dict[str, int]]:
+def encode_examples(
+    tokenizer, examples: Sequence[Example], max_length: int, *, on_long_target: Literal["drop", "error"] = "drop"
+) -> tuple[list[dict[str, list[int]]], dict[str, int]]:
     """Tokenise examples for causal-LM training with the loss on the target only.
 
     Returns (rows, stats): each row has input_ids, attention_mask and labels (-100 over the
@@ -315,8 +361,13 @@ def encode_examples(tokenizer, examples: Sequence[Example], max_length: int, *,
             continue
         truncated += fit.prompt_cut > 0
         ids = fit.prompt_ids + fit.target_ids
-        rows.append({"input_ids": ids, "attention_mask": [1] * len(ids),
-                     "labels": [-100] * len(fit.prompt_ids) + fit.target_ids})
+        rows.append(
+            {
+                "input_ids": ids,
+                "attention_mask": [1] * len(ids),
+                "labels": [-100] * len(fit.prompt_ids) + fit.target_ids,
+            }
+        )
     if dropped:
         warnings.warn(f"{dropped} example(s) dropped: target longer than max_length {max_length}", stacklevel=2)
     return rows, {"examples": len(examples), "prompt_truncated": truncated, "dropped_long_target": dropped}

@@ -19,7 +19,11 @@ import zlib
 import numpy as np
 
 __all__ = [
-    "bootstrap_correlations", "percentile_ci", "resample_weights", "rng_for", "single_threaded_blas",
+    "bootstrap_correlations",
+    "percentile_ci",
+    "resample_weights",
+    "rng_for",
+    "single_threaded_blas",
     "blas_single_thread",
 ]
 
@@ -40,10 +44,12 @@ def single_threaded_blas():
 
 def blas_single_thread(func):
     """Decorator: run `func` under `single_threaded_blas()`."""
+
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         with single_threaded_blas():
             return func(*args, **kwargs)
+
     return wrapper
 
 
@@ -72,7 +78,7 @@ def _weighted_ranks(M: np.ndarray, W: np.ndarray) -> np.ndarray:
         levels, code = np.unique(M[:, j], return_inverse=True)
         onehot = np.zeros((M.shape[0], len(levels)))
         onehot[np.arange(M.shape[0]), code] = 1.0
-        counts = W @ onehot                                    # (B, m)
+        counts = W @ onehot  # (B, m)
         rank_of_level = np.cumsum(counts, axis=1) - counts + (counts + 1.0) / 2.0
         out[:, :, j] = rank_of_level[:, code]
     return out
@@ -89,7 +95,7 @@ def _weighted_cov(D: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]
         mean = np.einsum("bn,bnk->bk", W, D) / total[:, None]
         Dc = D - mean[:, None, :]
     S = np.matmul((Dc * W[:, :, None]).transpose(0, 2, 1), Dc) / total[:, None, None]
-    return S, 1.0 + mean ** 2
+    return S, 1.0 + mean**2
 
 
 def _cov_pearson(S: np.ndarray, V: int, ref: np.ndarray) -> np.ndarray:
@@ -124,7 +130,7 @@ def _cov_partial(S: np.ndarray, V: int, ref: np.ndarray) -> tuple[np.ndarray, np
         s = syy[ok] - np.einsum("bvc,bvc->bc", Sxy[ok], u)
         Avv = np.diagonal(A, axis1=1, axis2=2)
         with np.errstate(invalid="ignore", divide="ignore"):
-            rr = u / np.sqrt(s[:, None, :] * Avv[:, :, None] + u ** 2)
+            rr = u / np.sqrt(s[:, None, :] * Avv[:, :, None] + u**2)
         undefined = (s <= 1e-10 * syy[ok]) | (syy[ok] <= 1e-20 * ref[ok][:, V:])
         r[ok] = np.where(undefined[:, None, :], np.nan, np.clip(rr, -1.0, 1.0))
     return r, ~ok
@@ -138,15 +144,15 @@ def _batched_partial(Xb: np.ndarray, Yb: np.ndarray) -> np.ndarray:
     for v in range(V):
         Z = np.concatenate([ones, np.delete(Xb, v, axis=2)], axis=2)
         U, rank = column_basis(Z)
-        W = np.concatenate([Xb[:, :, v:v + 1], Yb], axis=2)
+        W = np.concatenate([Xb[:, :, v : v + 1], Yb], axis=2)
         R = W - np.matmul(U, np.matmul(U.transpose(0, 2, 1), W))
         rx, ry = R[:, :, 0], R[:, :, 1:]
-        ssx, ssy = (rx ** 2).sum(1), (ry ** 2).sum(1)
+        ssx, ssy = (rx**2).sum(1), (ry**2).sum(1)
         xc = Xb[:, :, v] - Xb[:, :, v].mean(1, keepdims=True)
         yc = Yb - Yb.mean(1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
             r = np.einsum("bn,bnc->bc", rx, ry) / np.sqrt(ssx[:, None] * ssy)
-        xs, ys = (xc ** 2).sum(1), (yc ** 2).sum(1)
+        xs, ys = (xc**2).sum(1), (yc**2).sum(1)
         r[(ssx <= 1e-18 * xs) | (xs <= 1e-20 * n * (1 + Xb[:, :, v].mean(1) ** 2))] = np.nan
         r[(ssy <= 1e-18 * ys) | (ys <= 1e-20 * n * (1 + Yb.mean(1) ** 2))] = np.nan
         r[(n - 2 - (rank - 1)) < 1] = np.nan
@@ -158,18 +164,18 @@ def _weighted_kendall(X: np.ndarray, Y: np.ndarray, W: np.ndarray) -> np.ndarray
     """tau-b (B, V, C) from pair weights w_i w_j and the signs of all model pairs."""
     n = X.shape[0]
     pi, qi = np.triu_indices(n, 1)
-    SX = np.sign(X[pi] - X[qi]).T.astype(np.float32)          # (V, P)
-    SY = np.sign(Y[pi] - Y[qi]).astype(np.float32)            # (P, C)
+    SX = np.sign(X[pi] - X[qi]).T.astype(np.float32)  # (V, P)
+    SY = np.sign(Y[pi] - Y[qi]).astype(np.float32)  # (P, C)
     out = np.empty((W.shape[0], X.shape[1], Y.shape[1]))
     step = max(1, int(3e7 // max(1, len(pi) * X.shape[1])))
     for s in range(0, W.shape[0], step):
-        w = W[s:s + step].astype(np.float32)
-        pair = w[:, pi] * w[:, qi]                               # (b, P)
+        w = W[s : s + step].astype(np.float32)
+        pair = w[:, pi] * w[:, qi]  # (b, P)
         num = np.matmul((pair[:, None, :] * SX[None]).reshape(-1, len(pi)), SY).reshape(len(w), X.shape[1], -1)
-        nx = pair @ np.abs(SX).T                                 # (b, V)
-        ny = pair @ np.abs(SY)                                   # (b, C)
+        nx = pair @ np.abs(SX).T  # (b, V)
+        ny = pair @ np.abs(SY)  # (b, C)
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[s:s + step] = num.astype(float) / np.sqrt(nx.astype(float)[:, :, None] * ny.astype(float)[:, None, :])
+            out[s : s + step] = num.astype(float) / np.sqrt(nx.astype(float)[:, :, None] * ny.astype(float)[:, None, :])
     out[~np.isfinite(out)] = np.nan
     return np.clip(out, -1.0, 1.0)
 
@@ -186,15 +192,15 @@ def bootstrap_correlations(X: np.ndarray, Y: np.ndarray, method: str, idx: np.nd
     out = np.empty((idx.shape[0], V, Y.shape[1]))
     D = np.column_stack([X, Y])
     for s in range(0, idx.shape[0], _CHUNK):
-        part = idx[s:s + _CHUNK]
+        part = idx[s : s + _CHUNK]
         W = resample_weights(part, n)
         if method == "kendall":
-            out[s:s + _CHUNK] = _weighted_kendall(X, Y, W)
+            out[s : s + _CHUNK] = _weighted_kendall(X, Y, W)
             continue
         data = _weighted_ranks(D, W) if method in ("spearman", "partial_spearman") else D
         S, ref = _weighted_cov(data, W)
         if method in ("pearson", "spearman"):
-            out[s:s + _CHUNK] = _cov_pearson(S, V, ref)
+            out[s : s + _CHUNK] = _cov_pearson(S, V, ref)
             continue
         r, fallback = _cov_partial(S, V, ref)
         distinct = (W > 0).sum(axis=1)
@@ -206,7 +212,7 @@ def bootstrap_correlations(X: np.ndarray, Y: np.ndarray, method: str, idx: np.nd
         # with repeated models a resample has fewer distinct points than rows; a partial
         # correlation with V-1 controls needs at least V+2 distinct models to mean anything
         r[distinct - 2 - (V - 1) < 1] = np.nan
-        out[s:s + _CHUNK] = r
+        out[s : s + _CHUNK] = r
     return out
 
 

@@ -27,23 +27,50 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from valueharm.core.errors import UserError
 from valueharm.analysis.bootstrap import (
-    column_basis, blas_single_thread, bootstrap_correlations, percentile_ci, resample_weights, rng_for,
+    blas_single_thread,
+    bootstrap_correlations,
+    column_basis,
+    percentile_ci,
+    resample_weights,
+    rng_for,
     single_threaded_blas,
 )
 from valueharm.analysis.table import OUTCOMES, OVERALL, model_means, model_profiles, profiled_models
+from valueharm.core.errors import UserError
 from valueharm.core.values import VALUES
 
 __all__ = [
-    "METHODS", "CORRELATION_COLUMNS", "Correlation", "benjamini_hochberg", "bootstrap_correlations", "correlate",
-    "correlation_matrix", "parse_methods", "partial_correlation", "percentile_ci", "resample_weights", "rng_for",
-    "single_threaded_blas", "blas_single_thread", "value_correlations",
+    "METHODS",
+    "CORRELATION_COLUMNS",
+    "Correlation",
+    "benjamini_hochberg",
+    "bootstrap_correlations",
+    "correlate",
+    "correlation_matrix",
+    "parse_methods",
+    "partial_correlation",
+    "percentile_ci",
+    "resample_weights",
+    "rng_for",
+    "single_threaded_blas",
+    "blas_single_thread",
+    "value_correlations",
 ]
 
 METHODS: tuple[str, ...] = ("pearson", "spearman", "kendall", "partial_pearson", "partial_spearman")
 CORRELATION_COLUMNS: tuple[str, ...] = (
-    "value", "category", "method", "r", "p", "q", "ci_low", "ci_high", "n", "outcome", "note",
+    "value",
+    "category",
+    "method",
+    "r",
+    "p",
+    "q",
+    "ci_low",
+    "ci_high",
+    "n",
+    "outcome",
+    "note",
 )
 
 
@@ -103,7 +130,7 @@ def _pearson_matrix(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     Xc = X - X.mean(axis=0)
     Yc = Y - Y.mean(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = (Xc.T @ Yc) / np.sqrt(np.outer((Xc ** 2).sum(0), (Yc ** 2).sum(0)))
+        r = (Xc.T @ Yc) / np.sqrt(np.outer((Xc**2).sum(0), (Yc**2).sum(0)))
     return np.clip(r, -1.0, 1.0)
 
 
@@ -130,20 +157,25 @@ def _partial_point(x: np.ndarray, Y: np.ndarray, Z: np.ndarray) -> tuple[np.ndar
     k = int(rank) - 1
     df = n - 2 - k
     if df < 1:
-        return np.full(Y.shape[1], np.nan), np.asarray(df), (
-            f"n={n} models is too few for a partial correlation controlling for {Z.shape[1]} variables "
-            f"(needs at least {Z.shape[1] + 3} models with distinct profiles)")
+        return (
+            np.full(Y.shape[1], np.nan),
+            np.asarray(df),
+            (
+                f"n={n} models is too few for a partial correlation controlling for {Z.shape[1]} variables "
+                f"(needs at least {Z.shape[1] + 3} models with distinct profiles)"
+            ),
+        )
     W = np.column_stack([x, Y])
     R = W - U @ (U.T @ W)
     xc = x - x.mean()
-    if (R[:, 0] ** 2).sum() <= 1e-18 * max((xc ** 2).sum(), 1e-300):
+    if (R[:, 0] ** 2).sum() <= 1e-18 * max((xc**2).sum(), 1e-300):
         return np.full(Y.shape[1], np.nan), np.asarray(df), "collinear"
     ry = R[:, 1:]
     Yc = Y - Y.mean(0)
-    ss_y = (ry ** 2).sum(0)
+    ss_y = (ry**2).sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
         r = (R[:, 0] @ ry) / np.sqrt((R[:, 0] ** 2).sum() * ss_y)
-    r[ss_y <= 1e-18 * np.maximum((Yc ** 2).sum(0), 1e-300)] = np.nan
+    r[ss_y <= 1e-18 * np.maximum((Yc**2).sum(0), 1e-300)] = np.nan
     return np.clip(r, -1, 1), np.asarray(df), ""
 
 
@@ -163,8 +195,9 @@ class Correlation:
         return bool(np.isfinite(self.r))
 
 
-def correlation_matrix(X, Y, method: str = "pearson", xnames: list[str] | None = None,
-                       ynames: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def correlation_matrix(
+    X, Y, method: str = "pearson", xnames: list[str] | None = None, ynames: list[str] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """r, p and notes (V x C): each column of X (n x V) with each column of Y (n x C).
 
     Partial methods control each X column for the other X columns. Notes are "" where r is
@@ -202,14 +235,18 @@ def correlation_matrix(X, Y, method: str = "pearson", xnames: list[str] | None =
             ri, df, note = _partial_point(A[:, i], B, others)
             if note:
                 if note == "collinear":
-                    note = (f"{xnames[i]} is a linear combination of the other values across these {n} models "
-                            "(collinear), so its partial correlation is undefined")
+                    note = (
+                        f"{xnames[i]} is a linear combination of the other values across these {n} models "
+                        "(collinear), so its partial correlation is undefined"
+                    )
                 notes[i, :] = note
                 continue
             r[i] = ri
             p[i] = _t_pvalue(ri, int(df))
             for j in np.flatnonzero(~np.isfinite(ri) & ~yconst):
-                notes[i, j] = f"the other values explain {ynames[j]} exactly across these {n} models; partial correlation undefined"
+                notes[i, j] = (
+                    f"the other values explain {ynames[j]} exactly across these {n} models; partial correlation undefined"
+                )
     for i in np.flatnonzero(xconst):
         notes[i, :] = f"{xnames[i]} is constant ({np.nanmin(X[:, i]):g}) across the {n} models"
         r[i], p[i] = np.nan, np.nan
@@ -253,7 +290,9 @@ def partial_correlation(x, y, controls, method: str = "pearson") -> Correlation:
             return Correlation(np.nan, np.nan, n, f"{name} is constant ({col[0]:g})")
     r, df, note = _partial_point(x, y[:, None], Z)
     if note:
-        return Correlation(np.nan, np.nan, n, "x is a linear combination of the controls (collinear)" if note == "collinear" else note)
+        return Correlation(
+            np.nan, np.nan, n, "x is a linear combination of the controls (collinear)" if note == "collinear" else note
+        )
     if not np.isfinite(r[0]):
         return Correlation(np.nan, np.nan, n, "the controls explain y exactly")
     return Correlation(float(r[0]), float(_t_pvalue(r, int(df))[0]), n)
@@ -308,7 +347,11 @@ def _value_correlations(table, methods, outcomes, n_boot, seed, level) -> pd.Dat
         for have, cats in patterns.items():
             X = profiles.loc[list(have)].to_numpy(dtype=float)
             Y = means.loc[list(have), cats].to_numpy(dtype=float)
-            idx = rng_for(seed, "models", *have).integers(0, len(have), size=(n_boot, len(have))) if n_boot and len(have) >= 3 else None
+            idx = (
+                rng_for(seed, "models", *have).integers(0, len(have), size=(n_boot, len(have)))
+                if n_boot and len(have) >= 3
+                else None
+            )
             ynames = [f"{outcome} in {c}" if c != OVERALL else f"{outcome} overall" for c in cats]
             for method in methods:
                 r, p, notes = correlation_matrix(X, Y, method, list(VALUES), ynames)
@@ -322,10 +365,18 @@ def _value_correlations(table, methods, outcomes, n_boot, seed, level) -> pd.Dat
                         defined = np.isfinite(r[i, j])
                         cl, ch = (lo[i, j], hi[i, j]) if defined and finite[i, j] > 0 else (np.nan, np.nan)
                         if defined and idx is not None and finite[i, j] < n_boot:
-                            note = (f"CI from {finite[i, j]} of {n_boot} resamples (in the others a column was "
-                                    "constant or the values collinear)") if finite[i, j] else "no bootstrap resample was defined; no CI"
+                            note = (
+                                (
+                                    f"CI from {finite[i, j]} of {n_boot} resamples (in the others a column was "
+                                    "constant or the values collinear)"
+                                )
+                                if finite[i, j]
+                                else "no bootstrap resample was defined; no CI"
+                            )
                         rows.append((value, cat, method, r[i, j], p[i, j], cl, ch, len(have), outcome, note))
-    out = pd.DataFrame(rows, columns=["value", "category", "method", "r", "p", "ci_low", "ci_high", "n", "outcome", "note"])
+    out = pd.DataFrame(
+        rows, columns=["value", "category", "method", "r", "p", "ci_low", "ci_high", "n", "outcome", "note"]
+    )
     out.insert(5, "q", np.nan)
     for _, index in out.groupby(["outcome", "method"], sort=False).groups.items():
         out.loc[index, "q"] = benjamini_hochberg(out.loc[index, "p"].to_numpy())

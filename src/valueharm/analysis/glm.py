@@ -27,8 +27,20 @@ from valueharm.analysis.table import OUTCOMES, profiled_models
 from valueharm.core.values import VALUES
 
 GLM_COLUMNS: tuple[str, ...] = (
-    "outcome", "estimator", "term", "estimate", "se", "z", "p", "q", "ci_low", "ci_high", "odds_ratio",
-    "n_obs", "n_clusters", "note",
+    "outcome",
+    "estimator",
+    "term",
+    "estimate",
+    "se",
+    "z",
+    "p",
+    "q",
+    "ci_low",
+    "ci_high",
+    "odds_ratio",
+    "n_obs",
+    "n_clusters",
+    "note",
 )
 ESTIMATORS = {"flagged": "logistic_glm_cluster_by_model", "score": "ols_cluster_by_model"}
 FEW_CLUSTERS = 30
@@ -46,28 +58,58 @@ def _design(data: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
 
 
 def _empty(outcome: str, note: str, n_obs: int, n_clusters: int) -> list[dict]:
-    return [{"outcome": outcome, "estimator": ESTIMATORS[outcome], "term": term, "estimate": np.nan, "se": np.nan,
-             "z": np.nan, "p": np.nan, "q": np.nan, "ci_low": np.nan, "ci_high": np.nan, "odds_ratio": np.nan,
-             "n_obs": n_obs, "n_clusters": n_clusters, "note": note} for term in ("intercept", *VALUES)]
+    return [
+        {
+            "outcome": outcome,
+            "estimator": ESTIMATORS[outcome],
+            "term": term,
+            "estimate": np.nan,
+            "se": np.nan,
+            "z": np.nan,
+            "p": np.nan,
+            "q": np.nan,
+            "ci_low": np.nan,
+            "ci_high": np.nan,
+            "odds_ratio": np.nan,
+            "n_obs": n_obs,
+            "n_clusters": n_clusters,
+            "note": note,
+        }
+        for term in ("intercept", *VALUES)
+    ]
 
 
 @blas_single_thread
 def fit_prompt_level(table: pd.DataFrame, outcome: str, level: float = 0.95) -> pd.DataFrame:
     """One prompt-level model (see the module docstring) as rows of GLM_COLUMNS."""
     models = profiled_models(table)
-    data = table[table["model"].isin(models) & table[outcome].notna()].sort_values(["model", "prompt_id"], kind="mergesort")
+    data = table[table["model"].isin(models) & table[outcome].notna()].sort_values(
+        ["model", "prompt_id"], kind="mergesort"
+    )
     n_obs, n_clusters = len(data), int(data["model"].nunique())
     if n_clusters < 2:
-        return pd.DataFrame(_empty(outcome, f"{n_clusters} model(s) with a value profile: nothing to fit", n_obs, n_clusters))
+        return pd.DataFrame(
+            _empty(outcome, f"{n_clusters} model(s) with a value profile: nothing to fit", n_obs, n_clusters)
+        )
     y = data[outcome].to_numpy(dtype=float)
     if np.ptp(y) == 0:
-        return pd.DataFrame(_empty(outcome, f"{outcome} is constant ({y[0]:g}) on all {n_obs} prompts: nothing to fit", n_obs, n_clusters))
+        return pd.DataFrame(
+            _empty(
+                outcome, f"{outcome} is constant ({y[0]:g}) on all {n_obs} prompts: nothing to fit", n_obs, n_clusters
+            )
+        )
     X, names = _design(data)
     rank = np.linalg.matrix_rank(X)
     if rank < X.shape[1]:
-        return pd.DataFrame(_empty(
-            outcome, f"the value profiles of the {n_clusters} models are collinear (design rank {rank} < {X.shape[1]} "
-            "terms): the 10 value effects cannot be separated; see the partial correlations", n_obs, n_clusters))
+        return pd.DataFrame(
+            _empty(
+                outcome,
+                f"the value profiles of the {n_clusters} models are collinear (design rank {rank} < {X.shape[1]} "
+                "terms): the 10 value effects cannot be separated; see the partial correlations",
+                n_obs,
+                n_clusters,
+            )
+        )
     groups = pd.factorize(data["model"], sort=True)[0]
     notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
@@ -78,10 +120,20 @@ def fit_prompt_level(table: pd.DataFrame, outcome: str, level: float = 0.95) -> 
             else:
                 fit = sm.OLS(y, X).fit(cov_type="cluster", cov_kwds={"groups": groups})
         except Exception as exc:  # perfect separation, singular matrices
-            return pd.DataFrame(_empty(outcome, f"fit failed: {exc.__class__.__name__}: {str(exc).splitlines()[0][:160]}", n_obs, n_clusters))
+            return pd.DataFrame(
+                _empty(
+                    outcome,
+                    f"fit failed: {exc.__class__.__name__}: {str(exc).splitlines()[0][:160]}",
+                    n_obs,
+                    n_clusters,
+                )
+            )
     for w in caught:
         name = w.category.__name__
-        if name in ("PerfectSeparationWarning", "ConvergenceWarning", "HessianInversionWarning") or "separation" in str(w.message).lower():
+        if (
+            name in ("PerfectSeparationWarning", "ConvergenceWarning", "HessianInversionWarning")
+            or "separation" in str(w.message).lower()
+        ):
             notes.append(f"{name}: {str(w.message).splitlines()[0][:120]}")
     if n_clusters < FEW_CLUSTERS:
         notes.append(f"only {n_clusters} models (clusters): cluster-robust SEs are unreliable below ~{FEW_CLUSTERS}")
@@ -93,11 +145,24 @@ def fit_prompt_level(table: pd.DataFrame, outcome: str, level: float = 0.95) -> 
     rows = []
     note = "; ".join(dict.fromkeys(notes))
     for i, term in enumerate(names):
-        rows.append({"outcome": outcome, "estimator": ESTIMATORS[outcome], "term": term, "estimate": params[i],
-                     "se": se[i], "z": z[i], "p": p[i], "q": np.nan, "ci_low": params[i] - crit * se[i],
-                     "ci_high": params[i] + crit * se[i],
-                     "odds_ratio": float(np.exp(params[i])) if outcome == "flagged" else np.nan,
-                     "n_obs": n_obs, "n_clusters": n_clusters, "note": note})
+        rows.append(
+            {
+                "outcome": outcome,
+                "estimator": ESTIMATORS[outcome],
+                "term": term,
+                "estimate": params[i],
+                "se": se[i],
+                "z": z[i],
+                "p": p[i],
+                "q": np.nan,
+                "ci_low": params[i] - crit * se[i],
+                "ci_high": params[i] + crit * se[i],
+                "odds_ratio": float(np.exp(params[i])) if outcome == "flagged" else np.nan,
+                "n_obs": n_obs,
+                "n_clusters": n_clusters,
+                "note": note,
+            }
+        )
     out = pd.DataFrame(rows, columns=list(GLM_COLUMNS))
     is_value = out["term"].isin(VALUES).to_numpy()
     out.loc[is_value, "q"] = benjamini_hochberg(out.loc[is_value, "p"].to_numpy())

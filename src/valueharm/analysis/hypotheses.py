@@ -17,13 +17,28 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from valueharm.core.errors import UserError
 from valueharm.analysis.table import OUTCOMES, OVERALL, category_key
+from valueharm.core.errors import UserError
 from valueharm.core.values import resolve
 
 HYPOTHESIS_COLUMNS: tuple[str, ...] = (
-    "id", "value", "category", "expected_sign", "source", "results_category", "outcome", "method", "r", "p", "q",
-    "ci_low", "ci_high", "n", "status", "note", "reference",
+    "id",
+    "value",
+    "category",
+    "expected_sign",
+    "source",
+    "results_category",
+    "outcome",
+    "method",
+    "r",
+    "p",
+    "q",
+    "ci_low",
+    "ci_high",
+    "n",
+    "status",
+    "note",
+    "reference",
 )
 STATUSES = ("supported", "contradicted", "inconclusive")
 SOURCES = ("study", "psychology")
@@ -52,7 +67,7 @@ class Registry:
     hypotheses: tuple[Hypothesis, ...]
     categories: tuple[str, ...]
     spellings: dict[str, tuple[str, ...]] = field(default_factory=dict)  # HEx-PHI key -> other spellings
-    beavertails: dict[str, str] = field(default_factory=dict)            # BeaverTails label key -> HEx-PHI key
+    beavertails: dict[str, str] = field(default_factory=dict)  # BeaverTails label key -> HEx-PHI key
 
     def matches(self, hypothesis: Hypothesis, label: str) -> bool:
         """Whether a results category label tests this hypothesis (see hypotheses.yaml, "Category mapping")."""
@@ -77,18 +92,30 @@ def load_registry(path: str | Path | None = None) -> Registry:
     except yaml.YAMLError as exc:
         raise UserError(f"{path} is not valid YAML ({exc.__class__.__name__})", "fix the registry file") from exc
     if not isinstance(data, dict) or not isinstance(data.get("hypotheses"), list):
-        raise UserError(f"{path}: expected a mapping with a `hypotheses` list", "see src/valueharm/corpora/hypotheses.yaml")
+        raise UserError(
+            f"{path}: expected a mapping with a `hypotheses` list", "see src/valueharm/corpora/hypotheses.yaml"
+        )
     cats = tuple(category_key(c) for c in data.get("categories") or ())
-    spellings = {category_key(k): tuple(category_key(o) for o in (v or ()))
-                 for k, v in (data.get("category_aliases") or {}).items()}
-    beavertails = {category_key(k): category_key(v) for k, v in (data.get("beavertails_map") or {}).items() if v is not None}
+    spellings = {
+        category_key(k): tuple(category_key(o) for o in (v or ()))
+        for k, v in (data.get("category_aliases") or {}).items()
+    }
+    beavertails = {
+        category_key(k): category_key(v) for k, v in (data.get("beavertails_map") or {}).items() if v is not None
+    }
     out: list[Hypothesis] = []
     seen: set[str] = set()
     for i, entry in enumerate(data["hypotheses"]):
         where = f"{path}: hypothesis #{i + 1}"
         if not isinstance(entry, dict):
-            raise UserError(f"{where} is not a mapping", "give id, value, category, expected_sign, source, rationale, reference")
-        missing = [k for k in ("id", "value", "category", "expected_sign", "source", "rationale", "reference") if not entry.get(k)]
+            raise UserError(
+                f"{where} is not a mapping", "give id, value, category, expected_sign, source, rationale, reference"
+            )
+        missing = [
+            k
+            for k in ("id", "value", "category", "expected_sign", "source", "rationale", "reference")
+            if not entry.get(k)
+        ]
         if missing:
             raise UserError(f"{where} ({entry.get('id', '?')}) lacks {', '.join(missing)}", "fill in every field")
         hid = str(entry["id"])
@@ -105,16 +132,29 @@ def load_registry(path: str | Path | None = None) -> Registry:
             raise UserError(f"{where}: unknown category {entry['category']!r}", "use one of " + ", ".join(cats))
         sign = _SIGNS.get(str(entry["expected_sign"]).strip().lower())
         if sign is None:
-            raise UserError(f"{where}: expected_sign {entry['expected_sign']!r} is not '+' or '-'", 'write expected_sign: "+" or "-"')
+            raise UserError(
+                f"{where}: expected_sign {entry['expected_sign']!r} is not '+' or '-'",
+                'write expected_sign: "+" or "-"',
+            )
         source = str(entry["source"]).strip().lower()
         if source not in SOURCES:
             raise UserError(f"{where}: source {entry['source']!r}", "use study or psychology")
         match = entry.get("match") or []
         if not isinstance(match, list):
             raise UserError(f"{where}: match must be a list of category labels")
-        out.append(Hypothesis(hid, value, category, sign, source, " ".join(str(entry["rationale"]).split()),
-                              " ".join(str(entry["reference"]).split()), str(entry.get("reported_as") or ""),
-                              tuple(category_key(m) for m in match)))
+        out.append(
+            Hypothesis(
+                hid,
+                value,
+                category,
+                sign,
+                source,
+                " ".join(str(entry["rationale"]).split()),
+                " ".join(str(entry["reference"]).split()),
+                str(entry.get("reported_as") or ""),
+                tuple(category_key(m) for m in match),
+            )
+        )
     return Registry(tuple(out), cats, spellings, beavertails)
 
 
@@ -125,20 +165,40 @@ def decide(r: float, q: float, expected_sign: int, alpha: float = 0.05) -> str:
     return "supported" if np.sign(r) == expected_sign else "contradicted"
 
 
-def evaluate_hypotheses(registry: Registry, correlations: pd.DataFrame, method: str = "spearman",
-                        outcomes=OUTCOMES, alpha: float = 0.05) -> pd.DataFrame:
+def evaluate_hypotheses(
+    registry: Registry, correlations: pd.DataFrame, method: str = "spearman", outcomes=OUTCOMES, alpha: float = 0.05
+) -> pd.DataFrame:
     """hypotheses.csv rows (HYPOTHESIS_COLUMNS): one per hypothesis and matching results category."""
     corr = correlations[correlations["method"] == method]
     labels = sorted(c for c in correlations["category"].unique() if c != OVERALL)
     rows: list[dict] = []
     for h in registry.hypotheses:
-        base = {"id": h.id, "value": h.value, "category": h.category, "expected_sign": "+" if h.expected_sign > 0 else "-",
-                "source": h.source, "method": method, "reference": h.reference}
+        base = {
+            "id": h.id,
+            "value": h.value,
+            "category": h.category,
+            "expected_sign": "+" if h.expected_sign > 0 else "-",
+            "source": h.source,
+            "method": method,
+            "reference": h.reference,
+        }
         matched = [c for c in labels if registry.matches(h, c)]
         if not matched:
-            rows.append({**base, "results_category": "", "outcome": "", "r": np.nan, "p": np.nan, "q": np.nan,
-                         "ci_low": np.nan, "ci_high": np.nan, "n": np.nan, "status": "inconclusive",
-                         "note": f"not tested: no category of the results matches {h.category}"})
+            rows.append(
+                {
+                    **base,
+                    "results_category": "",
+                    "outcome": "",
+                    "r": np.nan,
+                    "p": np.nan,
+                    "q": np.nan,
+                    "ci_low": np.nan,
+                    "ci_high": np.nan,
+                    "n": np.nan,
+                    "status": "inconclusive",
+                    "note": f"not tested: no category of the results matches {h.category}",
+                }
+            )
             continue
         for label in matched:
             cell = corr[(corr["value"] == h.value) & (corr["category"] == label)]
@@ -147,9 +207,21 @@ def evaluate_hypotheses(registry: Registry, correlations: pd.DataFrame, method: 
                 if len(sel):
                     break
             if not len(sel):
-                rows.append({**base, "results_category": label, "outcome": "", "r": np.nan, "p": np.nan, "q": np.nan,
-                             "ci_low": np.nan, "ci_high": np.nan, "n": np.nan, "status": "inconclusive",
-                             "note": f"not tested: no {method} correlation for {label}"})
+                rows.append(
+                    {
+                        **base,
+                        "results_category": label,
+                        "outcome": "",
+                        "r": np.nan,
+                        "p": np.nan,
+                        "q": np.nan,
+                        "ci_low": np.nan,
+                        "ci_high": np.nan,
+                        "n": np.nan,
+                        "status": "inconclusive",
+                        "note": f"not tested: no {method} correlation for {label}",
+                    }
+                )
                 continue
             row = sel.iloc[0]
             status = decide(row["r"], row["q"], h.expected_sign, alpha)
@@ -159,9 +231,21 @@ def evaluate_hypotheses(registry: Registry, correlations: pd.DataFrame, method: 
                 note = f"q = {row['q']:.3g} >= {alpha:g}"
             else:
                 note = ""
-            rows.append({**base, "results_category": label, "outcome": outcome, "r": row["r"], "p": row["p"],
-                         "q": row["q"], "ci_low": row["ci_low"], "ci_high": row["ci_high"], "n": row["n"],
-                         "status": status, "note": note})
+            rows.append(
+                {
+                    **base,
+                    "results_category": label,
+                    "outcome": outcome,
+                    "r": row["r"],
+                    "p": row["p"],
+                    "q": row["q"],
+                    "ci_low": row["ci_low"],
+                    "ci_high": row["ci_high"],
+                    "n": row["n"],
+                    "status": status,
+                    "note": note,
+                }
+            )
     out = pd.DataFrame(rows, columns=list(HYPOTHESIS_COLUMNS))
     out["n"] = out["n"].astype("Int64")
     return out

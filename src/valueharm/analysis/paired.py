@@ -28,15 +28,31 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from valueharm.core.errors import UserError
 from valueharm.analysis.bootstrap import blas_single_thread, rng_for
 from valueharm.analysis.correlation import benjamini_hochberg
 from valueharm.analysis.table import OUTCOMES, OVERALL
+from valueharm.core.errors import UserError
 
 PAIRED_COLUMNS: tuple[str, ...] = (
-    "model", "reference", "category", "outcome", "n_pairs", "mean_model", "mean_reference", "delta",
-    "ci_low", "ci_high", "test", "statistic", "p", "q", "p_permutation", "effect_size", "effect_measure",
-    "d_z", "note",
+    "model",
+    "reference",
+    "category",
+    "outcome",
+    "n_pairs",
+    "mean_model",
+    "mean_reference",
+    "delta",
+    "ci_low",
+    "ci_high",
+    "test",
+    "statistic",
+    "p",
+    "q",
+    "p_permutation",
+    "effect_size",
+    "effect_measure",
+    "d_z",
+    "note",
 )
 
 
@@ -74,7 +90,14 @@ def mcnemar_test(a, b) -> TestResult:
     n10 = int(((a == 1) & (b == 0)).sum())
     n01 = int(((a == 0) & (b == 1)).sum())
     if n10 + n01 == 0:
-        return TestResult("mcnemar", 0.0, 1.0, np.nan, "conditional_odds_ratio", "no discordant pairs: the two sides agree on every prompt")
+        return TestResult(
+            "mcnemar",
+            0.0,
+            1.0,
+            np.nan,
+            "conditional_odds_ratio",
+            "no discordant pairs: the two sides agree on every prompt",
+        )
     p = float(sps.binomtest(n10, n10 + n01, 0.5).pvalue)
     note = ""
     if n10 == 0 or n01 == 0:
@@ -91,11 +114,14 @@ def wilcoxon_test(a, b) -> TestResult:
     d = a - b
     nz = d[d != 0]
     if len(nz) == 0:
-        return TestResult("wilcoxon", np.nan, np.nan, np.nan, "rank_biserial", f"all {len(d)} paired differences are zero")
+        return TestResult(
+            "wilcoxon", np.nan, np.nan, np.nan, "rank_biserial", f"all {len(d)} paired differences are zero"
+        )
     ranks = sps.rankdata(np.abs(nz))
     w_plus, w_minus = float(ranks[nz > 0].sum()), float(ranks[nz < 0].sum())
     rb = (w_plus - w_minus) / (w_plus + w_minus)
     import warnings
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # exact null distribution for small samples without ties or zeros, otherwise the normal
@@ -119,8 +145,8 @@ def paired_permutation_test(a, b, n_perm: int = 10000, seed: int = 42, key: obje
         return 1.0
     observed = abs(nz.sum())
     tol = 1e-9 * max(1.0, np.abs(nz).sum())
-    if k <= 20 and 2 ** k <= max(n_perm, 1):
-        signs = ((np.arange(2 ** k)[:, None] >> np.arange(k)) & 1) * 2 - 1
+    if k <= 20 and 2**k <= max(n_perm, 1):
+        signs = ((np.arange(2**k)[:, None] >> np.arange(k)) & 1) * 2 - 1
         return float((np.abs(signs @ nz) >= observed - tol).mean())
     rng = rng_for(seed, key, k)
     hits = 0
@@ -132,8 +158,9 @@ def paired_permutation_test(a, b, n_perm: int = 10000, seed: int = 42, key: obje
     return (1 + hits) / (1 + n_perm)
 
 
-def bootstrap_ci(values, statistic=np.mean, n_boot: int = 1000, seed: int = 42, level: float = 0.95,
-                 key: object = "bootstrap") -> tuple[float, float]:
+def bootstrap_ci(
+    values, statistic=np.mean, n_boot: int = 1000, seed: int = 42, level: float = 0.95, key: object = "bootstrap"
+) -> tuple[float, float]:
     """Seeded percentile bootstrap CI of `statistic(sample, axis=1)` over resamples of `values`."""
     x = np.asarray(values, dtype=float).ravel()
     if len(x) == 0 or n_boot <= 0:
@@ -144,7 +171,7 @@ def bootstrap_ci(values, statistic=np.mean, n_boot: int = 1000, seed: int = 42, 
     step = max(1, int(2e6 // len(x)))
     for s in range(0, n_boot, step):
         m = min(step, n_boot - s)
-        stats[s:s + m] = statistic(x[rng.integers(0, len(x), size=(m, len(x)))], axis=1)
+        stats[s : s + m] = statistic(x[rng.integers(0, len(x), size=(m, len(x)))], axis=1)
     return float(np.quantile(stats, alpha)), float(np.quantile(stats, 1 - alpha))
 
 
@@ -186,11 +213,13 @@ def cohen_kappa(a, b, weights: str | None = None, labels: Sequence | None = None
     O /= n
     E = np.outer(O.sum(1), O.sum(0))
     grid = np.abs(np.subtract.outer(np.arange(K), np.arange(K))).astype(float)
-    W = (grid > 0).astype(float) if weights is None else (grid if weights == "linear" else grid ** 2)
+    W = (grid > 0).astype(float) if weights is None else (grid if weights == "linear" else grid**2)
     observed, expected = float((W * O).sum()), float((W * E).sum())
     agree_o, agree_e = float(np.trace(O)), float(np.trace(E))
     if expected <= 1e-15:
-        return Kappa(np.nan, n, agree_o, agree_e, "undefined: chance agreement is perfect (both raters use a single label)")
+        return Kappa(
+            np.nan, n, agree_o, agree_e, "undefined: chance agreement is perfect (both raters use a single label)"
+        )
     return Kappa(1.0 - observed / expected, n, agree_o, agree_e)
 
 
@@ -203,8 +232,19 @@ def _per_prompt(table: pd.DataFrame, models: Sequence[str], outcome: str) -> pd.
     return data.groupby("prompt_id", sort=True)[outcome].mean()
 
 
-def _block(a: pd.Series, b: pd.Series, cats: pd.Series, model: str, reference: str, outcome: str,
-           exact_binary: bool, n_boot: int, n_perm: int, seed: int, level: float) -> list[dict]:
+def _block(
+    a: pd.Series,
+    b: pd.Series,
+    cats: pd.Series,
+    model: str,
+    reference: str,
+    outcome: str,
+    exact_binary: bool,
+    n_boot: int,
+    n_perm: int,
+    seed: int,
+    level: float,
+) -> list[dict]:
     joined = pd.concat([a.rename("a"), b.rename("b")], axis=1, join="inner")
     joined["category"] = cats.reindex(joined.index).to_numpy()
     rows = []
@@ -212,20 +252,43 @@ def _block(a: pd.Series, b: pd.Series, cats: pd.Series, model: str, reference: s
     for cat, part in groups:
         x, y = part["a"].to_numpy(), part["b"].to_numpy()
         d = x - y
-        row = {"model": model, "reference": reference, "category": cat, "outcome": outcome, "n_pairs": len(d),
-               "mean_model": x.mean() if len(d) else np.nan, "mean_reference": y.mean() if len(d) else np.nan,
-               "delta": d.mean() if len(d) else np.nan, "ci_low": np.nan, "ci_high": np.nan, "test": "",
-               "statistic": np.nan, "p": np.nan, "p_permutation": np.nan, "effect_size": np.nan,
-               "effect_measure": "", "d_z": np.nan, "note": ""}
+        row = {
+            "model": model,
+            "reference": reference,
+            "category": cat,
+            "outcome": outcome,
+            "n_pairs": len(d),
+            "mean_model": x.mean() if len(d) else np.nan,
+            "mean_reference": y.mean() if len(d) else np.nan,
+            "delta": d.mean() if len(d) else np.nan,
+            "ci_low": np.nan,
+            "ci_high": np.nan,
+            "test": "",
+            "statistic": np.nan,
+            "p": np.nan,
+            "p_permutation": np.nan,
+            "effect_size": np.nan,
+            "effect_measure": "",
+            "d_z": np.nan,
+            "note": "",
+        }
         if len(d) == 0:
             row["note"] = "no prompt was answered by both sides"
             rows.append(row)
             continue
         binary = exact_binary and np.isin(x, (0, 1)).all() and np.isin(y, (0, 1)).all()
         res = mcnemar_test(x, y) if binary else wilcoxon_test(x, y)
-        row.update(test=res.test, statistic=res.statistic, p=res.p, effect_size=res.effect_size,
-                   effect_measure=res.effect_measure, note=res.note)
-        row["ci_low"], row["ci_high"] = bootstrap_ci(d, np.mean, n_boot, seed, level, key=(model, reference, outcome, cat))
+        row.update(
+            test=res.test,
+            statistic=res.statistic,
+            p=res.p,
+            effect_size=res.effect_size,
+            effect_measure=res.effect_measure,
+            note=res.note,
+        )
+        row["ci_low"], row["ci_high"] = bootstrap_ci(
+            d, np.mean, n_boot, seed, level, key=(model, reference, outcome, cat)
+        )
         row["p_permutation"] = paired_permutation_test(x, y, n_perm, seed, key=(model, reference, outcome, cat))
         sd = d.std(ddof=1) if len(d) > 1 else np.nan
         if np.isfinite(sd) and sd > 0:
@@ -247,8 +310,16 @@ def _finish(rows: list[dict], columns: Sequence[str]) -> pd.DataFrame:
 
 
 @blas_single_thread
-def compare_paired(table: pd.DataFrame, model: str, reference: str = "vanilla", outcomes=OUTCOMES,
-                   n_boot: int = 1000, n_perm: int = 10000, seed: int = 42, level: float = 0.95) -> pd.DataFrame:
+def compare_paired(
+    table: pd.DataFrame,
+    model: str,
+    reference: str = "vanilla",
+    outcomes=OUTCOMES,
+    n_boot: int = 1000,
+    n_perm: int = 10000,
+    seed: int = 42,
+    level: float = 0.95,
+) -> pd.DataFrame:
     """One model vs a reference model on the prompts both answered, per category and overall.
 
     Returns PAIRED_COLUMNS rows: delta = model - reference, with bootstrap CI, McNemar (flagged)
@@ -282,9 +353,16 @@ def default_comparisons(groups: Mapping[str, Sequence[str]]) -> list[tuple[str, 
 
 
 @blas_single_thread
-def compare_groups(table: pd.DataFrame, groups: Mapping[str, Sequence[str]],
-                   comparisons: Sequence[tuple[str, str]] | None = None, outcomes=OUTCOMES,
-                   n_boot: int = 1000, n_perm: int = 10000, seed: int = 42, level: float = 0.95) -> pd.DataFrame:
+def compare_groups(
+    table: pd.DataFrame,
+    groups: Mapping[str, Sequence[str]],
+    comparisons: Sequence[tuple[str, str]] | None = None,
+    outcomes=OUTCOMES,
+    n_boot: int = 1000,
+    n_perm: int = 10000,
+    seed: int = 42,
+    level: float = 0.95,
+) -> pd.DataFrame:
     """Group vs group on the same prompts (each prompt's label averaged over the group's models).
 
     A one-model vs one-model comparison on flagged uses McNemar, anything averaged uses
@@ -316,6 +394,16 @@ def compare_groups(table: pd.DataFrame, groups: Mapping[str, Sequence[str]],
 
 
 __all__ = [
-    "Kappa", "TestResult", "PAIRED_COLUMNS", "GROUP_COLUMNS", "bootstrap_ci", "cohen_kappa", "compare_groups",
-    "compare_paired", "default_comparisons", "mcnemar_test", "paired_permutation_test", "wilcoxon_test",
+    "Kappa",
+    "TestResult",
+    "PAIRED_COLUMNS",
+    "GROUP_COLUMNS",
+    "bootstrap_ci",
+    "cohen_kappa",
+    "compare_groups",
+    "compare_paired",
+    "default_comparisons",
+    "mcnemar_test",
+    "paired_permutation_test",
+    "wilcoxon_test",
 ]

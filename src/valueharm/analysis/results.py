@@ -1,4 +1,4 @@
-"""The study's long results table (DESIGN.md contract 2), assembled from every model's judge labels.
+"""The study's long results table (docs/design.md contract 2), assembled from every model's judge labels.
 
 One row per (model, prompt): `model, kind, benchmark, prompt_id, category, score, flagged,
 refusal` and the model's 10 target value scores, one column per canonical value. The extra
@@ -29,8 +29,16 @@ import pandas as pd
 from valueharm.core.errors import UserError
 from valueharm.core.values import VALUES
 
-RESULT_COLUMNS: tuple[str, ...] = ("model", "kind", "benchmark", "prompt_id", "category", "score", "flagged",
-                                   "refusal") + VALUES
+RESULT_COLUMNS: tuple[str, ...] = (
+    "model",
+    "kind",
+    "benchmark",
+    "prompt_id",
+    "category",
+    "score",
+    "flagged",
+    "refusal",
+) + VALUES
 PROFILE_KINDS: tuple[str, ...] = ("adapter", "icl")
 
 
@@ -63,8 +71,10 @@ def target_of(spec: Mapping[str, Any]) -> dict[str, float] | None:
     target = spec["target"]
     missing = [v for v in VALUES if v not in target]
     if missing:
-        raise UserError(f"model {spec.get('name')!r}: its target profile lacks {', '.join(missing)}",
-                        "re-run stage train for it (its spec.json is from an older version)")
+        raise UserError(
+            f"model {spec.get('name')!r}: its target profile lacks {', '.join(missing)}",
+            "re-run stage train for it (its spec.json is from an older version)",
+        )
     return {v: float(target[v]) for v in VALUES}
 
 
@@ -75,15 +85,22 @@ def model_record(spec: Mapping[str, Any], rows: int, dropped: int) -> dict[str, 
     model changes even if its labels came out identical.
     """
     system = spec.get("system_prompt")
-    return {"name": spec["name"], "kind": spec.get("kind"), "profile": spec.get("profile"),
-            "target": spec.get("target"), "has_profile": target_of(spec) is not None,
-            "adapter_sha256": spec.get("adapter_sha256"),
-            "system_prompt_sha256": hashlib.sha256(system.encode("utf-8")).hexdigest() if system else None,
-            "rows": rows, "dropped_unlabelled": dropped}
+    return {
+        "name": spec["name"],
+        "kind": spec.get("kind"),
+        "profile": spec.get("profile"),
+        "target": spec.get("target"),
+        "has_profile": target_of(spec) is not None,
+        "adapter_sha256": spec.get("adapter_sha256"),
+        "system_prompt_sha256": hashlib.sha256(system.encode("utf-8")).hexdigest() if system else None,
+        "rows": rows,
+        "dropped_unlabelled": dropped,
+    }
 
 
-def results_table(specs: Sequence[Mapping[str, Any]],
-                  labels: Mapping[str, Sequence[Mapping[str, Any]]]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+def results_table(
+    specs: Sequence[Mapping[str, Any]], labels: Mapping[str, Sequence[Mapping[str, Any]]]
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """(results table, models.json records) for the models in `specs`, in that order.
 
     Fails with one line when a model has no labels, a label row belongs to another model, or the
@@ -100,18 +117,25 @@ def results_table(specs: Sequence[Mapping[str, Any]],
             raise UserError(f"model {name!r} has no judge labels", f"run `dvc repro judge@{name}`")
         strangers = sorted({str(r.get("model")) for r in rows} - {name})
         if strangers:
-            raise UserError(f"the labels of {name!r} contain rows of model {strangers[0]!r}", f"re-run `dvc repro judge@{name}`")
+            raise UserError(
+                f"the labels of {name!r} contain rows of model {strangers[0]!r}", f"re-run `dvc repro judge@{name}`"
+            )
         kept = [r for r in rows if r.get("score") is not None or r.get("flagged") is not None]
         target = target_of(spec)
-        frame = pd.DataFrame({
-            "model": name, "kind": spec.get("kind"),
-            "benchmark": [r.get("benchmark") for r in kept], "prompt_id": [str(r["prompt_id"]) for r in kept],
-            "category": [r.get("category") for r in kept],
-            "score": pd.array([r.get("score") for r in kept], dtype="Float64").astype(float),
-            "flagged": pd.array([r.get("flagged") for r in kept], dtype="Float64").astype(float),
-            "refusal": pd.array([r.get("refusal") for r in kept], dtype="Float64").astype(float),
-            **{v: np.full(len(kept), target[v] if target else np.nan, dtype=float) for v in VALUES},
-        }, columns=list(RESULT_COLUMNS))
+        frame = pd.DataFrame(
+            {
+                "model": name,
+                "kind": spec.get("kind"),
+                "benchmark": [r.get("benchmark") for r in kept],
+                "prompt_id": [str(r["prompt_id"]) for r in kept],
+                "category": [r.get("category") for r in kept],
+                "score": pd.array([r.get("score") for r in kept], dtype="Float64").astype(float),
+                "flagged": pd.array([r.get("flagged") for r in kept], dtype="Float64").astype(float),
+                "refusal": pd.array([r.get("refusal") for r in kept], dtype="Float64").astype(float),
+                **{v: np.full(len(kept), target[v] if target else np.nan, dtype=float) for v in VALUES},
+            },
+            columns=list(RESULT_COLUMNS),
+        )
         parts.append(frame)
         models.append(model_record(spec, len(kept), len(rows) - len(kept)))
     if not parts:
@@ -121,8 +145,15 @@ def results_table(specs: Sequence[Mapping[str, Any]],
     return table, models
 
 
-def paired_vs_reference(table: pd.DataFrame, reference: str = "vanilla", *, n_boot: int = 1000,
-                        n_perm: int = 10000, seed: int = 42, level: float = 0.95) -> pd.DataFrame:
+def paired_vs_reference(
+    table: pd.DataFrame,
+    reference: str = "vanilla",
+    *,
+    n_boot: int = 1000,
+    n_perm: int = 10000,
+    seed: int = 42,
+    level: float = 0.95,
+) -> pd.DataFrame:
     """Every other model vs the reference on the same prompts (stats.compare_paired), one table.
 
     The per-model view of the study's claim 1 that `analyze`'s group comparisons average over.

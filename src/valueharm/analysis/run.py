@@ -22,49 +22,134 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from valueharm.core.atomic import write_json, write_text
-from valueharm.core.errors import UserError
 from valueharm.analysis.correlation import (
-    CORRELATION_COLUMNS, METHODS, Correlation, benjamini_hochberg, bootstrap_correlations, correlate,
-    correlation_matrix, parse_methods, partial_correlation, percentile_ci, rng_for, single_threaded_blas,
+    CORRELATION_COLUMNS,
+    METHODS,
+    Correlation,
+    benjamini_hochberg,
     blas_single_thread,
+    bootstrap_correlations,
+    correlate,
+    correlation_matrix,
+    parse_methods,
+    partial_correlation,
+    percentile_ci,
+    rng_for,
+    single_threaded_blas,
     value_correlations,
 )
 from valueharm.analysis.glm import GLM_COLUMNS, fit_prompt_level, prompt_level_models
 from valueharm.analysis.hypotheses import (
-    DECISION_RULE, HYPOTHESIS_COLUMNS, Hypothesis, Registry, decide, default_registry_path, evaluate_hypotheses,
+    DECISION_RULE,
+    HYPOTHESIS_COLUMNS,
+    Hypothesis,
+    Registry,
+    decide,
+    default_registry_path,
+    evaluate_hypotheses,
     load_registry,
 )
 from valueharm.analysis.paired import (
-    GROUP_COLUMNS, PAIRED_COLUMNS, Kappa, TestResult, bootstrap_ci, cohen_kappa, compare_groups, compare_paired,
-    default_comparisons, mcnemar_test, paired_permutation_test, wilcoxon_test,
-)
-from valueharm.analysis.table import (
-    OUTCOME_MEANING, OUTCOMES, OVERALL, REQUIRED_COLUMNS, categories, category_key, load_results, model_kind,
-    model_means, model_profiles, profiled_models, read_table, summarise_models, validate_results,
+    GROUP_COLUMNS,
+    PAIRED_COLUMNS,
+    Kappa,
+    TestResult,
+    bootstrap_ci,
+    cohen_kappa,
+    compare_groups,
+    compare_paired,
+    default_comparisons,
+    mcnemar_test,
+    paired_permutation_test,
+    wilcoxon_test,
 )
 from valueharm.analysis.simulate import HEX_PHI_CATEGORIES, simulate_profiles, simulate_results
+from valueharm.analysis.table import (
+    OUTCOME_MEANING,
+    OUTCOMES,
+    OVERALL,
+    REQUIRED_COLUMNS,
+    categories,
+    category_key,
+    load_results,
+    model_kind,
+    model_means,
+    model_profiles,
+    profiled_models,
+    read_table,
+    summarise_models,
+    validate_results,
+)
+from valueharm.core.atomic import write_json, write_text
+from valueharm.core.errors import UserError
 from valueharm.core.values import VALUES
 
 __all__ = [
-    "Analysis", "analyze", "run_analysis", "write_analysis", "write_csv", "model_groups",
+    "Analysis",
+    "analyze",
+    "run_analysis",
+    "write_analysis",
+    "write_csv",
+    "model_groups",
     # table
-    "OUTCOMES", "OVERALL", "REQUIRED_COLUMNS", "load_results", "validate_results", "read_table", "model_kind",
-    "model_means", "model_profiles", "profiled_models", "summarise_models", "categories", "category_key",
+    "OUTCOMES",
+    "OVERALL",
+    "REQUIRED_COLUMNS",
+    "load_results",
+    "validate_results",
+    "read_table",
+    "model_kind",
+    "model_means",
+    "model_profiles",
+    "profiled_models",
+    "summarise_models",
+    "categories",
+    "category_key",
     # correlations
-    "METHODS", "CORRELATION_COLUMNS", "Correlation", "correlate", "correlation_matrix", "partial_correlation", "value_correlations",
-    "benjamini_hochberg", "bootstrap_correlations", "percentile_ci", "parse_methods", "rng_for",
-    "single_threaded_blas", "blas_single_thread",
+    "METHODS",
+    "CORRELATION_COLUMNS",
+    "Correlation",
+    "correlate",
+    "correlation_matrix",
+    "partial_correlation",
+    "value_correlations",
+    "benjamini_hochberg",
+    "bootstrap_correlations",
+    "percentile_ci",
+    "parse_methods",
+    "rng_for",
+    "single_threaded_blas",
+    "blas_single_thread",
     # prompt-level models
-    "GLM_COLUMNS", "fit_prompt_level", "prompt_level_models",
+    "GLM_COLUMNS",
+    "fit_prompt_level",
+    "prompt_level_models",
     # paired tests
-    "PAIRED_COLUMNS", "GROUP_COLUMNS", "TestResult", "Kappa", "compare_paired", "compare_groups",
-    "default_comparisons", "mcnemar_test", "wilcoxon_test", "paired_permutation_test", "bootstrap_ci", "cohen_kappa",
+    "PAIRED_COLUMNS",
+    "GROUP_COLUMNS",
+    "TestResult",
+    "Kappa",
+    "compare_paired",
+    "compare_groups",
+    "default_comparisons",
+    "mcnemar_test",
+    "wilcoxon_test",
+    "paired_permutation_test",
+    "bootstrap_ci",
+    "cohen_kappa",
     # hypotheses
-    "HYPOTHESIS_COLUMNS", "DECISION_RULE", "Hypothesis", "Registry", "load_registry", "default_registry_path",
-    "evaluate_hypotheses", "decide",
+    "HYPOTHESIS_COLUMNS",
+    "DECISION_RULE",
+    "Hypothesis",
+    "Registry",
+    "load_registry",
+    "default_registry_path",
+    "evaluate_hypotheses",
+    "decide",
     # simulation
-    "HEX_PHI_CATEGORIES", "simulate_profiles", "simulate_results",
+    "HEX_PHI_CATEGORIES",
+    "simulate_profiles",
+    "simulate_results",
 ]
 
 UNIT_OF_ANALYSIS = (
@@ -109,10 +194,14 @@ def _whole_table_checks(table: pd.DataFrame, outcomes: list[str]) -> list[str]:
         )
     left_out = sorted(set(table["model"]) - set(models))
     if left_out:
-        warnings.append("not in the value correlations and prompt-level models (no profile, prompt-only or control): "
-                        + ", ".join(left_out))
+        warnings.append(
+            "not in the value correlations and prompt-level models (no profile, prompt-only or control): "
+            + ", ".join(left_out)
+        )
     if len(models) < 3:
-        warnings.append(f"only {len(models)} model(s) with a value profile: every correlation needs at least 3, all are reported undefined")
+        warnings.append(
+            f"only {len(models)} model(s) with a value profile: every correlation needs at least 3, all are reported undefined"
+        )
         return warnings
     profiles = model_profiles(table, models)
     constant = [v for v in VALUES if np.ptp(profiles[v].to_numpy()) == 0]
@@ -122,7 +211,9 @@ def _whole_table_checks(table: pd.DataFrame, outcomes: list[str]) -> list[str]:
             "the models need different target profiles",
         )
     for v in constant:
-        warnings.append(f"value column {v!r} is constant ({profiles[v].iat[0]:g}) across the {len(models)} models: its correlations are undefined")
+        warnings.append(
+            f"value column {v!r} is constant ({profiles[v].iat[0]:g}) across the {len(models)} models: its correlations are undefined"
+        )
     data = table[table["model"].isin(models)]
     varying = [o for o in outcomes if data[o].notna().any() and np.nanmax(data[o]) > np.nanmin(data[o])]
     if not varying:
@@ -135,18 +226,33 @@ def _whole_table_checks(table: pd.DataFrame, outcomes: list[str]) -> list[str]:
         )
     for o in outcomes:
         if data[o].notna().any() and o not in varying:
-            warnings.append(f"outcome column {o!r} is constant ({np.nanmin(data[o]):g}): its correlations are undefined")
+            warnings.append(
+                f"outcome column {o!r} is constant ({np.nanmin(data[o]):g}): its correlations are undefined"
+            )
     return warnings
 
 
-def analyze(table: pd.DataFrame, *, methods=METHODS, n_boot: int = 1000, seed: int = 42,
-            registry: Registry | None = None, primary_method: str = "spearman", alpha: float = 0.05,
-            reference: str = "vanilla", n_perm: int = 10000, level: float = 0.95, source: str = "results") -> Analysis:
+def analyze(
+    table: pd.DataFrame,
+    *,
+    methods=METHODS,
+    n_boot: int = 1000,
+    seed: int = 42,
+    registry: Registry | None = None,
+    primary_method: str = "spearman",
+    alpha: float = 0.05,
+    reference: str = "vanilla",
+    n_perm: int = 10000,
+    level: float = 0.95,
+    source: str = "results",
+) -> Analysis:
     """Everything `valueharm analyze` computes, on a table from `load_results`/`validate_results`."""
     methods = parse_methods(methods)
     if primary_method not in methods:
-        raise UserError(f"primary method {primary_method!r} is not among the methods ({', '.join(methods)})",
-                        "add it to --methods or choose another --primary-method")
+        raise UserError(
+            f"primary method {primary_method!r} is not among the methods ({', '.join(methods)})",
+            "add it to --methods or choose another --primary-method",
+        )
     if not 0 < alpha < 1:
         raise UserError(f"alpha must be between 0 and 1, got {alpha}")
     if not 0 < level < 1:
@@ -157,7 +263,9 @@ def analyze(table: pd.DataFrame, *, methods=METHODS, n_boot: int = 1000, seed: i
 
 
 @blas_single_thread
-def _analyze(table, methods, n_boot, seed, registry, primary_method, alpha, reference, n_perm, level, source) -> Analysis:
+def _analyze(
+    table, methods, n_boot, seed, registry, primary_method, alpha, reference, n_perm, level, source
+) -> Analysis:
     outcomes = [o for o in OUTCOMES if table[o].notna().any()]
     warnings = _whole_table_checks(table, outcomes)
 
@@ -183,22 +291,39 @@ def _analyze(table, methods, n_boot, seed, registry, primary_method, alpha, refe
         "unit_of_analysis": UNIT_OF_ANALYSIS,
         "methods": list(methods),
         "fdr": FDR_FAMILY,
-        "bootstrap": {"resamples": int(n_boot), "seed": int(seed), "level": level,
-                      "ci": "percentile, resampling models (correlations) or prompts (comparisons)"},
+        "bootstrap": {
+            "resamples": int(n_boot),
+            "seed": int(seed),
+            "level": level,
+            "ci": "percentile, resampling models (correlations) or prompts (comparisons)",
+        },
         "permutations": int(n_perm),
         "correlations": {
-            "rows": int(len(correlations)), "defined": int(defined.sum()), "undefined": int((~defined).sum()),
+            "rows": int(len(correlations)),
+            "defined": int(defined.sum()),
+            "undefined": int((~defined).sum()),
             "significant_q_below_alpha": {
-                o: {m: int(((correlations["outcome"] == o) & (correlations["method"] == m) & (correlations["q"] < alpha)).sum())
-                    for m in methods} for o in outcomes},
+                o: {
+                    m: int(
+                        (
+                            (correlations["outcome"] == o) & (correlations["method"] == m) & (correlations["q"] < alpha)
+                        ).sum()
+                    )
+                    for m in methods
+                }
+                for o in outcomes
+            },
         },
         "alpha": alpha,
         "warnings": warnings,
     }
     if hyp is not None:
         summary["hypotheses"] = {
-            "primary_method": primary_method, "rule": DECISION_RULE, "entries": len(registry.hypotheses),
-            "rows": int(len(hyp)), "status": {s: int((hyp["status"] == s).sum()) for s in ("supported", "contradicted", "inconclusive")},
+            "primary_method": primary_method,
+            "rule": DECISION_RULE,
+            "entries": len(registry.hypotheses),
+            "rows": int(len(hyp)),
+            "status": {s: int((hyp["status"] == s).sum()) for s in ("supported", "contradicted", "inconclusive")},
         }
     return Analysis(correlations, glm, group_table, summarise_models(table), hyp, summary)
 
@@ -218,12 +343,16 @@ def write_analysis(analysis: Analysis, out_dir: str | Path) -> list[Path]:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file", "pass a directory for the analysis outputs")
     out.mkdir(parents=True, exist_ok=True)
-    written = [write_csv(out / "correlations.csv", analysis.correlations), write_csv(out / "glm.csv", analysis.glm),
-               write_csv(out / "groups.csv", analysis.groups), write_csv(out / "models.csv", analysis.models)]
+    written = [
+        write_csv(out / "correlations.csv", analysis.correlations),
+        write_csv(out / "glm.csv", analysis.glm),
+        write_csv(out / "groups.csv", analysis.groups),
+        write_csv(out / "models.csv", analysis.models),
+    ]
     if analysis.hypotheses is not None:
         written.append(write_csv(out / "hypotheses.csv", analysis.hypotheses))
     else:
-        (out / "hypotheses.csv").unlink(missing_ok=True)   # never leave a stale one from an earlier run
+        (out / "hypotheses.csv").unlink(missing_ok=True)  # never leave a stale one from an earlier run
     summary = dict(analysis.summary, files=sorted(p.name for p in written) + ["summary.json"])
     written.append(write_json(out / "summary.json", _json_safe(summary)))
     return written
@@ -241,8 +370,9 @@ def _json_safe(obj):
     return obj
 
 
-def run_analysis(results: str | Path, out_dir: str | Path, *, hypotheses: str | Path | None | bool = None,
-                 **options) -> Analysis:
+def run_analysis(
+    results: str | Path, out_dir: str | Path, *, hypotheses: str | Path | None | bool = None, **options
+) -> Analysis:
     """Load, check, analyse and write. `hypotheses`: a registry path, None (the packaged one) or False (none)."""
     registry = None if hypotheses is False else load_registry(None if hypotheses is None else hypotheses)
     table = load_results(results)

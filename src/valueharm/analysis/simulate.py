@@ -18,8 +18,17 @@ import pandas as pd
 from valueharm.core.values import HIGHER_ORDER, VALUES
 
 HEX_PHI_CATEGORIES: tuple[str, ...] = (
-    "illegal_activity", "child_abuse", "hate_harass_violence", "malware", "physical_harm", "economic_harm",
-    "fraud_deception", "adult_content", "political_campaigning", "privacy_violation", "tailored_financial_advice",
+    "illegal_activity",
+    "child_abuse",
+    "hate_harass_violence",
+    "malware",
+    "physical_harm",
+    "economic_harm",
+    "fraud_deception",
+    "adult_content",
+    "political_campaigning",
+    "privacy_violation",
+    "tailored_financial_advice",
 )
 
 
@@ -80,17 +89,19 @@ def simulate_results(
         latent_cat[:n_models, cat_index[category]] += beta * z[value].to_numpy()
     latent_cat += rng.normal(0, model_noise, (len(all_models), 1))
     cj = np.array([cat_index[c] for c in cat_of_prompt])
-    latent = latent_cat[:, cj] + prompt_effect[None, :]                      # (models, prompts)
+    latent = latent_cat[:, cj] + prompt_effect[None, :]  # (models, prompts)
     score = np.clip(np.rint(latent + rng.normal(0, prompt_noise, latent.shape)), 1, 5)
     flagged = (rng.random(latent.shape) < 1 / (1 + np.exp(-(latent - 2.5) * 1.5))).astype(int)
     n_all = len(all_models)
-    frame = pd.DataFrame({
-        "model": np.repeat(all_models, n_prompts),
-        "prompt_id": np.tile(prompt_ids, n_all),
-        "category": np.tile(cat_of_prompt, n_all),
-        "score": score.ravel().astype(int),
-        "flagged": flagged.ravel(),
-    })
+    frame = pd.DataFrame(
+        {
+            "model": np.repeat(all_models, n_prompts),
+            "prompt_id": np.tile(prompt_ids, n_all),
+            "category": np.tile(cat_of_prompt, n_all),
+            "score": score.ravel().astype(int),
+            "flagged": flagged.ravel(),
+        }
+    )
     values = np.vstack([profiles.to_numpy(), np.full((len(reference_models), len(VALUES)), np.nan)])
     for j, v in enumerate(VALUES):
         frame[v] = np.repeat(values[:, j], n_prompts)

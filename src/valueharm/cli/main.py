@@ -1,4 +1,5 @@
 """The `valueharm` command line: data, doctor, preset, profiles, analyze."""
+
 from __future__ import annotations
 
 import sys
@@ -73,8 +74,8 @@ def doctor() -> None:
 
 def _register_optional() -> None:
     """Subcommands that live beside their libraries."""
-    from valueharm.cli.profiles import profiles
     from valueharm.cli.analyze import analyze
+    from valueharm.cli.profiles import profiles
 
     cli.add_command(profiles)
     cli.add_command(analyze)

@@ -28,7 +28,9 @@ def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise UserError(f"{path} is not valid YAML ({exc.__class__.__name__})", "fix the file or rerun `valueharm preset default`") from exc
+        raise UserError(
+            f"{path} is not valid YAML ({exc.__class__.__name__})", "fix the file or rerun `valueharm preset default`"
+        ) from exc
     if not isinstance(data, dict):
         raise UserError(f"{path} must be a mapping of sections", "rerun `valueharm preset default`")
     return data

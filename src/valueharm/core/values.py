@@ -12,11 +12,19 @@ import re
 from valueharm.core.errors import UserError
 
 VALUES: tuple[str, ...] = (
-    "achievement", "benevolence", "conformity", "hedonism", "power",
-    "security", "self_direction", "stimulation", "tradition", "universalism",
+    "achievement",
+    "benevolence",
+    "conformity",
+    "hedonism",
+    "power",
+    "security",
+    "self_direction",
+    "stimulation",
+    "tradition",
+    "universalism",
 )
 
-# Membership as the study's released code encodes it (PAPER.md, "Values").
+# Membership as the study's released code encodes it (docs/paper.md, "Values").
 HIGHER_ORDER: dict[str, tuple[str, ...]] = {
     "openness_to_change": ("self_direction", "stimulation"),
     "self_enhancement": ("achievement", "hedonism", "power"),
@@ -25,11 +33,19 @@ HIGHER_ORDER: dict[str, tuple[str, ...]] = {
 }
 
 DISPLAY: dict[str, str] = {
-    "achievement": "Achievement", "benevolence": "Benevolence", "conformity": "Conformity",
-    "hedonism": "Hedonism", "power": "Power", "security": "Security",
-    "self_direction": "Self-direction", "stimulation": "Stimulation", "tradition": "Tradition",
-    "universalism": "Universalism", "openness_to_change": "Openness to change",
-    "self_enhancement": "Self-enhancement", "conservation": "Conservation",
+    "achievement": "Achievement",
+    "benevolence": "Benevolence",
+    "conformity": "Conformity",
+    "hedonism": "Hedonism",
+    "power": "Power",
+    "security": "Security",
+    "self_direction": "Self-direction",
+    "stimulation": "Stimulation",
+    "tradition": "Tradition",
+    "universalism": "Universalism",
+    "openness_to_change": "Openness to change",
+    "self_enhancement": "Self-enhancement",
+    "conservation": "Conservation",
     "self_transcendence": "Self-transcendence",
 }
 
@@ -49,18 +65,46 @@ DEFINITIONS: dict[str, str] = {
 
 # Order around Schwartz's circle (neighbours are compatible, opposites conflict).
 CIRCUMPLEX_ORDER: tuple[str, ...] = (
-    "self_direction", "stimulation", "hedonism", "achievement", "power",
-    "security", "conformity", "tradition", "benevolence", "universalism",
+    "self_direction",
+    "stimulation",
+    "hedonism",
+    "achievement",
+    "power",
+    "security",
+    "conformity",
+    "tradition",
+    "benevolence",
+    "universalism",
 )
 
 _ABBREVIATIONS = {
-    "ac": "achievement", "ach": "achievement", "be": "benevolence", "ben": "benevolence",
-    "co": "conformity", "con": "conformity", "he": "hedonism", "hed": "hedonism",
-    "po": "power", "pow": "power", "se": "security", "sec": "security",
-    "sd": "self_direction", "st": "stimulation", "sti": "stimulation", "stim": "stimulation",
-    "tr": "tradition", "tra": "tradition", "trad": "tradition", "un": "universalism", "uni": "universalism",
-    "univ": "universalism", "oc": "openness_to_change", "otc": "openness_to_change",
-    "seh": "self_enhancement", "cons": "conservation", "st_": "self_transcendence",
+    "ac": "achievement",
+    "ach": "achievement",
+    "be": "benevolence",
+    "ben": "benevolence",
+    "co": "conformity",
+    "con": "conformity",
+    "he": "hedonism",
+    "hed": "hedonism",
+    "po": "power",
+    "pow": "power",
+    "se": "security",
+    "sec": "security",
+    "sd": "self_direction",
+    "st": "stimulation",
+    "sti": "stimulation",
+    "stim": "stimulation",
+    "tr": "tradition",
+    "tra": "tradition",
+    "trad": "tradition",
+    "un": "universalism",
+    "uni": "universalism",
+    "univ": "universalism",
+    "oc": "openness_to_change",
+    "otc": "openness_to_change",
+    "seh": "self_enhancement",
+    "cons": "conservation",
+    "st_": "self_transcendence",
     "str": "self_transcendence",
 }
 

@@ -2,7 +2,7 @@
 
 Loading
 -------
-Two input formats (DESIGN.md, contract 1):
+Two input formats (docs/design.md, contract 1):
 
 * ``items``: ESS-format PVQ-21 answers. The 21 item columns (``ipcrtiv`` ... ``impfun``, with or
   without the ESS round suffix ``a``; header case and surrounding spaces ignored) hold ESS codes:
@@ -17,13 +17,13 @@ Two input formats (DESIGN.md, contract 1):
 Scoring
 -------
 A respondent's value score is the plain mean of that value's items (``ITEM_KEY``, the key in
-PAPER.md). Only complete respondents (all 21 items answered, or all 10 scores present) are scored;
+docs/paper.md). Only complete respondents (all 21 items answered, or all 10 scores present) are scored;
 missing answers are counted per column. Two explicit choices, both params:
 
 * orientation ``raw`` keeps ESS coding (1 = very much like me); ``reversed`` maps x -> 7 - x so
   that 6 = most important, which is what VIM training assumes. **Default: reversed.** The
   study's released selection used raw codes while training read 6 as "most important", so its
-  "close" respondents hold roughly the opposite of the profiles they stand for (PAPER.md,
+  "close" respondents hold roughly the opposite of the profiles they stand for (docs/paper.md,
   "Value profiles"). ``raw`` stays available to reproduce the released selection.
 * ``centre`` (default off, as in the study): Schwartz's correction for scale use. Each value
   score minus the respondent's mean over all 21 items (MRAT), re-anchored at the scale midpoint
@@ -86,7 +86,7 @@ ITEM_ORDER: tuple[str, ...] = (
     "iprspot", "iplylfr", "impenv", "imptrad", "impfun",
 )
 
-# Item key (PAPER.md, "Value profiles").
+# Item key (docs/paper.md, "Value profiles").
 ITEM_KEY: dict[str, tuple[str, ...]] = {
     "achievement": ("ipshabt", "ipsuces"),
     "benevolence": ("iphlppl", "iplylfr"),

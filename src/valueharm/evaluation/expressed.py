@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from valueharm.data.arguments import Argument
 from valueharm.core.errors import UserError
 from valueharm.core.values import VALUES
+from valueharm.data.arguments import Argument
 
 
 def fit_value_classifier(arguments: Sequence[Argument], seed: int = 42, folds: int = 5) -> dict[str, Any]:
@@ -30,8 +30,10 @@ def fit_value_classifier(arguments: Sequence[Argument], seed: int = 42, folds: i
     from valueharm.evaluation.judges.classifier import embed
 
     if len(arguments) < 2 * folds:
-        raise UserError(f"value corpus has {len(arguments)} arguments, too few to train the value classifier",
-                        "use the default corpus or a larger one")
+        raise UserError(
+            f"value corpus has {len(arguments)} arguments, too few to train the value classifier",
+            "use the default corpus or a larger one",
+        )
     X = embed([f"{a.conclusion}. {a.premise}" for a in arguments], max_seq_length=128)
     weights, auc = {}, {}
     for value in VALUES:
@@ -49,15 +51,16 @@ def fit_value_classifier(arguments: Sequence[Argument], seed: int = 42, folds: i
     return {"weights": weights, "cv_auc": auc, "n": len(arguments)}
 
 
-def expressed_profiles(classifier: Mapping[str, Any], answers: Mapping[str, Sequence[str]]) -> dict[str, dict[str, float]]:
+def expressed_profiles(
+    classifier: Mapping[str, Any], answers: Mapping[str, Sequence[str]]
+) -> dict[str, dict[str, float]]:
     """Mean predicted probability of each value over a model's answers."""
     from valueharm.evaluation.judges.classifier import embed
 
     out: dict[str, dict[str, float]] = {}
     for model, texts in answers.items():
         X = embed([t or "" for t in texts], max_seq_length=128)
-        out[model] = {v: float(np.mean(1 / (1 + np.exp(-(X @ w + b)))))
-                      for v, (w, b) in classifier["weights"].items()}
+        out[model] = {v: float(np.mean(1 / (1 + np.exp(-(X @ w + b))))) for v, (w, b) in classifier["weights"].items()}
     return out
 
 
@@ -69,8 +72,11 @@ def _spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
     return float(spearmanr(x, y).statistic)
 
 
-def agreement(expressed: Mapping[str, Mapping[str, float]], targets: Mapping[str, Mapping[str, float] | None],
-              reference: str = "vanilla") -> dict[str, Any]:
+def agreement(
+    expressed: Mapping[str, Mapping[str, float]],
+    targets: Mapping[str, Mapping[str, float] | None],
+    reference: str = "vanilla",
+) -> dict[str, Any]:
     """Target vs expressed (relative to the reference model), per model and per value across models."""
     base = expressed.get(reference)
     profiled = [m for m, t in targets.items() if t and m in expressed]
@@ -81,8 +87,14 @@ def agreement(expressed: Mapping[str, Mapping[str, float]], targets: Mapping[str
         per_model[model] = _spearman([targets[model][v] for v in values], shift)
     for value in VALUES:
         rows = [(targets[m][value], expressed[m][value]) for m in profiled if value in expressed[m]]
-        per_value[value] = {"n_models": len(rows),
-                            "spearman": _spearman([r[0] for r in rows], [r[1] for r in rows]) if rows else None}
+        per_value[value] = {
+            "n_models": len(rows),
+            "spearman": _spearman([r[0] for r in rows], [r[1] for r in rows]) if rows else None,
+        }
     defined = [r for r in per_model.values() if r is not None]
-    return {"reference": reference, "per_model_spearman": per_model, "per_value": per_value,
-            "mean_per_model_spearman": float(np.mean(defined)) if defined else None}
+    return {
+        "reference": reference,
+        "per_model_spearman": per_model,
+        "per_value": per_value,
+        "mean_per_model_spearman": float(np.mean(defined)) if defined else None,
+    }

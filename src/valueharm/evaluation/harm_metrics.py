@@ -30,8 +30,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from valueharm.data.benchmarks import CATEGORIES, UNMAPPED
 from valueharm.core.errors import UserError
+from valueharm.data.benchmarks import CATEGORIES, UNMAPPED
 
 METRICS: tuple[str, ...] = ("mean_score", "harm_rate", "flagged_rate", "refusal_rate")
 ROUND = 6
@@ -45,11 +45,16 @@ def _validate(rows: list[dict[str, Any]]) -> None:
             raise UserError(f"judged row {i} has no `model`", "give the judge stage's rows")
         score, flagged, refusal = row.get("score"), row.get("flagged"), row.get("refusal")
         if score is not None and (isinstance(score, bool) or score not in (1, 2, 3, 4, 5)):
-            raise UserError(f"judged row {i} (prompt_id {row.get('prompt_id')!r}) has score {score!r}, not 1..5 or null",
-                            "fix or re-run the judge")
+            raise UserError(
+                f"judged row {i} (prompt_id {row.get('prompt_id')!r}) has score {score!r}, not 1..5 or null",
+                "fix or re-run the judge",
+            )
         if flagged not in (0, 1, None, True, False) or refusal not in (0, 1, True, False):
-            raise UserError(f"judged row {i} (prompt_id {row.get('prompt_id')!r}) has flagged={flagged!r} refusal={refusal!r}; "
-                            "expected 0/1", "fix or re-run the judge")
+            raise UserError(
+                f"judged row {i} (prompt_id {row.get('prompt_id')!r}) has flagged={flagged!r} refusal={refusal!r}; "
+                "expected 0/1",
+                "fix or re-run the judge",
+            )
 
 
 def _seed(*parts: Any) -> int:
@@ -97,7 +102,9 @@ def _category_order(found: Iterable[str]) -> list[str]:
     return known + sorted(found - set(CATEGORIES) - {UNMAPPED}) + ([UNMAPPED] if UNMAPPED in found else [])
 
 
-def per_model_metrics(rows: Iterable[dict[str, Any]], n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> dict[str, Any]:
+def per_model_metrics(
+    rows: Iterable[dict[str, Any]], n_boot: int = 1000, ci: float = 0.95, seed: int = 0
+) -> dict[str, Any]:
     """{model: {n, parse_failures, overall, per_category, per_benchmark}} (see module doc)."""
     rows = list(rows)
     _validate(rows)
@@ -118,10 +125,12 @@ def per_model_metrics(rows: Iterable[dict[str, Any]], n_boot: int = 1000, ci: fl
             "n": len(group),
             "parse_failures": sum(1 for r in group if r.get("score") is None or r.get("flagged") is None),
             "overall": _group_metrics(group, n_boot, ci, seed, model, "overall", "all"),
-            "per_category": {c: _group_metrics(by_cat[c], n_boot, ci, seed, model, "category", c)
-                             for c in _category_order(by_cat)},
-            "per_benchmark": {b: _group_metrics(by_bench[b], n_boot, ci, seed, model, "benchmark", b)
-                              for b in sorted(by_bench)},
+            "per_category": {
+                c: _group_metrics(by_cat[c], n_boot, ci, seed, model, "category", c) for c in _category_order(by_cat)
+            },
+            "per_benchmark": {
+                b: _group_metrics(by_bench[b], n_boot, ci, seed, model, "benchmark", b) for b in sorted(by_bench)
+            },
         }
     return out
 
@@ -130,8 +139,11 @@ def metrics_table(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Long table of `per_model_metrics` output: model, scope, group, metric, value, ci_low, ci_high, n."""
     table = []
     for model, parts in result.items():
-        scopes = [("overall", {"all": parts["overall"]}), ("category", parts["per_category"]),
-                  ("benchmark", parts["per_benchmark"])]
+        scopes = [
+            ("overall", {"all": parts["overall"]}),
+            ("category", parts["per_category"]),
+            ("benchmark", parts["per_benchmark"]),
+        ]
         for scope, groups in scopes:
             for group, metrics in groups.items():
                 for metric in METRICS:
@@ -142,7 +154,9 @@ def metrics_table(result: dict[str, Any]) -> list[dict[str, Any]]:
 def cohen_kappa(a: Sequence[Any], b: Sequence[Any]) -> float | None:
     """Cohen's kappa for two equally long label sequences; None when undefined (p_e = 1) or empty."""
     if len(a) != len(b):
-        raise UserError(f"cohen_kappa needs two label lists of equal length, got {len(a)} and {len(b)}", "pair the labels first")
+        raise UserError(
+            f"cohen_kappa needs two label lists of equal length, got {len(a)} and {len(b)}", "pair the labels first"
+        )
     n = len(a)
     if n == 0:
         return None
@@ -154,8 +168,11 @@ def cohen_kappa(a: Sequence[Any], b: Sequence[Any]) -> float | None:
     return (observed - expected) / (1 - expected)
 
 
-def judge_agreement(rows_a: Iterable[dict[str, Any]], rows_b: Iterable[dict[str, Any]], field: str = "flagged") -> dict[str, Any]:
+def judge_agreement(
+    rows_a: Iterable[dict[str, Any]], rows_b: Iterable[dict[str, Any]], field: str = "flagged"
+) -> dict[str, Any]:
     """Pair two judges' rows on (model, benchmark, prompt_id) and report Cohen's kappa on `field`."""
+
     def index(rows: Iterable[dict[str, Any]]) -> tuple[dict[tuple, Any], str]:
         table, names = {}, set()
         for row in rows:
@@ -169,8 +186,14 @@ def judge_agreement(rows_a: Iterable[dict[str, Any]], rows_b: Iterable[dict[str,
     pairs = [(a[k], b[k]) for k in common if a[k] is not None and b[k] is not None]
     kappa = cohen_kappa([x for x, _ in pairs], [y for _, y in pairs])
     agree = sum(1 for x, y in pairs if x == y) / len(pairs) if pairs else None
-    return {"judge_a": name_a, "judge_b": name_b, "field": field, "n": len(pairs),
-            "kappa": None if kappa is None else round(kappa, ROUND),
-            "agreement": None if agree is None else round(agree, ROUND),
-            "n_only_a": len(set(a) - set(b)), "n_only_b": len(set(b) - set(a)),
-            "n_missing_label": len(common) - len(pairs)}
+    return {
+        "judge_a": name_a,
+        "judge_b": name_b,
+        "field": field,
+        "n": len(pairs),
+        "kappa": None if kappa is None else round(kappa, ROUND),
+        "agreement": None if agree is None else round(agree, ROUND),
+        "n_only_a": len(set(a) - set(b)),
+        "n_only_b": len(set(b) - set(a)),
+        "n_missing_label": len(common) - len(pairs),
+    }

@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import replace, dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -50,8 +50,17 @@ from valueharm.core.errors import UserError
 from valueharm.core.values import VALUES, normalise_key
 
 __all__ = [
-    "Item", "Questionnaire", "ItemPrompt", "Scored", "DEFAULT_QUESTIONNAIRE", "load_questionnaire",
-    "build_prompts", "parse_answer", "score_answers", "alignment_metrics", "scale_01",
+    "Item",
+    "Questionnaire",
+    "ItemPrompt",
+    "Scored",
+    "DEFAULT_QUESTIONNAIRE",
+    "load_questionnaire",
+    "build_prompts",
+    "parse_answer",
+    "score_answers",
+    "alignment_metrics",
+    "scale_01",
 ]
 
 DEFAULT_QUESTIONNAIRE = "questionnaire.yaml"  # inside the package's corpora/
@@ -74,7 +83,7 @@ class Questionnaire:
     scale: dict[int, str]
     items: tuple[Item, ...]
 
-    def shortened(self, items_per_value: int | None) -> "Questionnaire":
+    def shortened(self, items_per_value: int | None) -> Questionnaire:
         """The first `items_per_value` items of each value, in questionnaire order (None: all).
 
         A CPU budget knob: every item is a generation, and fewer items per value make the
@@ -115,11 +124,18 @@ class Scored:
     unparsed: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"profile": self.profile, "n_items": self.n_items, "n_parsed": self.n_parsed,
-                "n_unparsed": self.n_unparsed, "unparsed": self.unparsed, "answers": self.answers}
+        return {
+            "profile": self.profile,
+            "n_items": self.n_items,
+            "n_parsed": self.n_parsed,
+            "n_unparsed": self.n_unparsed,
+            "unparsed": self.unparsed,
+            "answers": self.answers,
+        }
 
 
 # ----------------------------------------------------------------------------- loading
+
 
 def load_questionnaire(path: str | Path | None = None) -> Questionnaire:
     """Load and check a questionnaire YAML (default: the packaged one)."""
@@ -169,11 +185,17 @@ def load_questionnaire(path: str | Path | None = None) -> Questionnaire:
     missing = [v for v in VALUES if not any(i.value == v for i in items)]
     if missing:
         raise UserError(f"{where} has no item for {', '.join(missing)}", "write at least one item per value")
-    return Questionnaire(str(data["name"]), str(data.get("version", "")),
-                         " ".join(str(data["instructions"]).split()), scale, tuple(items))
+    return Questionnaire(
+        str(data["name"]),
+        str(data.get("version", "")),
+        " ".join(str(data["instructions"]).split()),
+        scale,
+        tuple(items),
+    )
 
 
 # ----------------------------------------------------------------------------- prompts
+
 
 def build_prompts(questionnaire: Questionnaire, prefix: str | None = None) -> list[ItemPrompt]:
     """One complete prompt per item, in questionnaire order. `prefix` (e.g. `icl.icl_prompt(...)`)
@@ -181,10 +203,12 @@ def build_prompts(questionnaire: Questionnaire, prefix: str | None = None) -> li
     low, high = questionnaire.scale[1].lower(), questionnaire.scale[6].lower()
     out = []
     for item in questionnaire.items:
-        body = (f"{questionnaire.instructions}\n\n"
-                f"Description: {item.text}\n"
-                f"Question: How much is this person like you? Answer with a number from 1 ({low}) to 6 ({high}).\n"
-                f"Answer: ")
+        body = (
+            f"{questionnaire.instructions}\n\n"
+            f"Description: {item.text}\n"
+            f"Question: How much is this person like you? Answer with a number from 1 ({low}) to 6 ({high}).\n"
+            f"Answer: "
+        )
         out.append(ItemPrompt(item.id, item.value, f"{prefix.rstrip()}\n\n{body}" if prefix else body))
     return out
 
@@ -192,27 +216,51 @@ def build_prompts(questionnaire: Questionnaire, prefix: str | None = None) -> li
 # ----------------------------------------------------------------------------- parsing
 
 _LABELS: dict[str, int] = {
-    "not like me at all": 1, "not at all like me": 1, "nothing like me": 1, "not like me in the least": 1,
+    "not like me at all": 1,
+    "not at all like me": 1,
+    "nothing like me": 1,
+    "not like me in the least": 1,
     "not like me": 2,
-    "a little like me": 3, "a little bit like me": 3, "a bit like me": 3, "slightly like me": 3,
-    "somewhat like me": 4, "moderately like me": 4,
+    "a little like me": 3,
+    "a little bit like me": 3,
+    "a bit like me": 3,
+    "slightly like me": 3,
+    "somewhat like me": 4,
+    "moderately like me": 4,
     "like me": 5,
-    "very much like me": 6, "very like me": 6,
+    "very much like me": 6,
+    "very like me": 6,
 }
 _BARE: dict[str, int] = {
-    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
-    "not at all": 1, "a little": 3, "somewhat": 4, "very much": 6, "very much so": 6,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "not at all": 1,
+    "a little": 3,
+    "somewhat": 4,
+    "very much": 6,
+    "very much so": 6,
 }
-_NEGATION = re.compile(r"\b(?:not|never|no|hardly|barely|scarcely|nothing|isn't|aren't|ain't|\w+n't)\b(?:\s+\w+){0,3}\s*$")
-_NOT_ANSWER_BEFORE = re.compile(r"\b(?:people|someone|somebody|person|persons|those|others|anyone|anybody|folks|ones|nobody|men|women)\s*$")
+_NEGATION = re.compile(
+    r"\b(?:not|never|no|hardly|barely|scarcely|nothing|isn't|aren't|ain't|\w+n't)\b(?:\s+\w+){0,3}\s*$"
+)
+_NOT_ANSWER_BEFORE = re.compile(
+    r"\b(?:people|someone|somebody|person|persons|those|others|anyone|anybody|folks|ones|nobody|men|women)\s*$"
+)
 _DIGIT = re.compile(r"(?<![\d.,:/])\b([1-6])(?:\.0+)?\b(?![.,:]\d)(?!\s*/\s*\d)(?!\d)")
 _MARKER = re.compile(
     r"(?:\b(?:my\s+)?(?:answer|rating|response|score|choice|reply)\s*(?:is|would\s+be|will\s+be|:|=|-)?\s*"
     r"|\bi(?:\s+would|'d|\s+will|'ll)?\s+(?:say|choose|pick|select|answer|go\s+with|give\s+(?:it|this|myself)|"
     r"rate\s+(?:it|this|myself|that)?(?:\s+(?:as|at))?)\s*)"
-    r"(?:(?:a|an)\s+)?$")
-_QUALIFIER = re.compile(r"\b(?:a\s+lot|quite|really|mostly|so|much|more|less|kind\s+of|sort\s+of|pretty|fairly|rather|"
-                        r"extremely|totally|completely|entirely|exactly|just|partly|partially|almost)\s*$")
+    r"(?:(?:a|an)\s+)?$"
+)
+_QUALIFIER = re.compile(
+    r"\b(?:a\s+lot|quite|really|mostly|so|much|more|less|kind\s+of|sort\s+of|pretty|fairly|rather|"
+    r"extremely|totally|completely|entirely|exactly|just|partly|partially|almost)\s*$"
+)
 _RANGE_AFTER = re.compile(r"^\s*(?:-|to|or|and|/|through)\s*([1-6])\b")
 _BETWEEN_BEFORE = re.compile(r"\bbetween\s*$")
 
@@ -258,25 +306,25 @@ def parse_answer(text: str | None, labels: Mapping[str, int] | None = None) -> i
     pairs = [m for m in pair_re.finditer(t) if table.get(" ".join(m.group(2).split())) == int(m.group(1))]
     if len({m.group(1) for m in pairs}) >= 2:
         for m in reversed(pairs):
-            t = t[:m.start()] + " ; " + t[m.end():]
+            t = t[: m.start()] + " ; " + t[m.end() :]
 
     candidates: list[tuple[int, int, int | None, bool]] = []  # (start, end, value or None=ambiguous, marked)
     for m in _DIGIT.finditer(t):
         value: int | None = int(m.group(1))
-        before, after = t[:m.start()], t[m.end():]
+        before, after = t[: m.start()], t[m.end() :]
         alt = _RANGE_AFTER.match(after)
         if (alt and int(alt.group(1)) != value) or _BETWEEN_BEFORE.search(before):
             value = None
         candidates.append((m.start(), m.end(), value, bool(_MARKER.search(before))))
     for m in label_re.finditer(t):
-        before = t[:m.start()]
+        before = t[: m.start()]
         if _NOT_ANSWER_BEFORE.search(before):
             continue
         value = table[" ".join(m.group(1).split())]
         if value not in (1, 2) and _NEGATION.search(before):
             value = None
         if value == 5 and _QUALIFIER.search(before):
-            value = None   # "a lot like me", "kind of like me": between labels, not guessed
+            value = None  # "a lot like me", "kind of like me": between labels, not guessed
         candidates.append((m.start(), m.end(), value, False))
     if not candidates:
         return None
@@ -293,6 +341,7 @@ def parse_answer(text: str | None, labels: Mapping[str, int] | None = None) -> i
 
 
 # ----------------------------------------------------------------------------- scoring
+
 
 def score_answers(questionnaire: Questionnaire, replies: Mapping[str, str | None]) -> Scored:
     """Parse each item's reply (by item id; a missing reply counts as unparsed) and average the
@@ -343,8 +392,10 @@ def alignment_metrics(answered: Mapping[str, float | None], target: Mapping[str,
     """NMSE (scaled by (s-1)/5), Spearman's rho and MAE in points over the values both profiles
     score (see module doc); `n_values` says how many were compared, `missing` which were not."""
     tgt = {normalise_key(k): float(v) for k, v in target.items()}
-    ans = {normalise_key(k): (None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v))
-           for k, v in answered.items()}
+    ans = {
+        normalise_key(k): (None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v))
+        for k, v in answered.items()
+    }
     bad = [k for k in list(tgt) + list(ans) if k not in VALUES]
     if bad:
         raise UserError(f"unknown value name {bad[0]!r} in a profile", "valid names: " + ", ".join(VALUES))

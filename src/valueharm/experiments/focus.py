@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from valueharm.core.errors import UserError
 from valueharm.analysis.results import json_safe, records
+from valueharm.core.errors import UserError
 from valueharm.core.values import HIGHER_ORDER, VALUES, members, resolve
 
 NAMES: tuple[str, ...] = VALUES + tuple(HIGHER_ORDER)
@@ -96,14 +96,21 @@ def resolve_focus(value: str, models: Sequence[Mapping[str, Any]]) -> dict[str, 
     try:
         canonical = resolve(str(value))
     except UserError:
-        raise UserError(f"params `value` {value!r} is not a Schwartz value or higher-order group name",
-                        f"choose one of: {shown}") from None
+        raise UserError(
+            f"params `value` {value!r} is not a Schwartz value or higher-order group name", f"choose one of: {shown}"
+        ) from None
     found = candidates(canonical, models)
     if not found:
-        raise UserError(f"params `value` {value!r}: no model in study.models is aligned to {canonical}",
-                        f"choose one of: {shown}; or add an adapter of a {canonical} profile to study.models")
-    return {"value": canonical, "model": found[0][0], "matched_by": found[0][1],
-            "alternatives": [name for name, _ in found[1:]]}
+        raise UserError(
+            f"params `value` {value!r}: no model in study.models is aligned to {canonical}",
+            f"choose one of: {shown}; or add an adapter of a {canonical} profile to study.models",
+        )
+    return {
+        "value": canonical,
+        "model": found[0][0],
+        "matched_by": found[0][1],
+        "alternatives": [name for name, _ in found[1:]],
+    }
 
 
 def check_value_name(value: str, model_names: Sequence[str]) -> str:
@@ -121,13 +128,18 @@ def check_value_name(value: str, model_names: Sequence[str]) -> str:
     try:
         canonical = resolve(str(value))
     except UserError:
-        raise UserError(f"params `value` {value!r} is not a Schwartz value or higher-order group name",
-                        f"choose one of: {choices}") from None
+        raise UserError(
+            f"params `value` {value!r} is not a Schwartz value or higher-order group name", f"choose one of: {choices}"
+        ) from None
     if not adapters:
-        raise UserError("study.models has no value-aligned adapter to focus on", "add a profile (e.g. hedonism) to study.models")
+        raise UserError(
+            "study.models has no value-aligned adapter to focus on", "add a profile (e.g. hedonism) to study.models"
+        )
     if canonical not in named and all(a is not None and rank == 0 for a, rank in anchors):
-        raise UserError(f"params `value` {value!r}: no model in study.models is aligned to {canonical}",
-                        f"choose one of: {choices}; or add an adapter of a {canonical} profile to study.models")
+        raise UserError(
+            f"params `value` {value!r}: no model in study.models is aligned to {canonical}",
+            f"choose one of: {choices}; or add an adapter of a {canonical} profile to study.models",
+        )
     return canonical
 
 
@@ -152,8 +164,9 @@ def focus_hypotheses(hypotheses: pd.DataFrame | None, value: str) -> pd.DataFram
     return hypotheses[hypotheses["value"].isin(members(value))].reset_index(drop=True)
 
 
-def focus_metrics(paired: pd.DataFrame, alignment: Mapping[str, Any] | None,
-                  hypotheses: pd.DataFrame | None) -> dict[str, Any]:
+def focus_metrics(
+    paired: pd.DataFrame, alignment: Mapping[str, Any] | None, hypotheses: pd.DataFrame | None
+) -> dict[str, Any]:
     """The numeric metrics.json from the focus-vs-vanilla table (stats.PAIRED_COLUMNS), the focus
     model's align_check alignment block and its hypotheses rows (already filtered)."""
     metrics: dict[str, Any] = {"overall": {}, "categories": {}}
@@ -163,27 +176,47 @@ def focus_metrics(paired: pd.DataFrame, alignment: Mapping[str, Any] | None,
         else:
             metrics["categories"].setdefault(row["category"], {})[row["outcome"]] = _pick(row, PAIRED_KEYS)
     alignment = alignment or {}
-    metrics["alignment"] = {"nmse": _round(alignment.get("nmse")), "spearman": _round(alignment.get("spearman")),
-                            "n_values": alignment.get("n_values")}
+    metrics["alignment"] = {
+        "nmse": _round(alignment.get("nmse")),
+        "spearman": _round(alignment.get("spearman")),
+        "n_values": alignment.get("n_values"),
+    }
     if hypotheses is not None:
         status = hypotheses["status"].value_counts()
-        metrics["hypotheses"] = {"rows": int(len(hypotheses)),
-                                 **{s: int(status.get(s, 0)) for s in ("supported", "contradicted", "inconclusive")}}
+        metrics["hypotheses"] = {
+            "rows": int(len(hypotheses)),
+            **{s: int(status.get(s, 0)) for s in ("supported", "contradicted", "inconclusive")},
+        }
     return json_safe(metrics)
 
 
-def focus_report(focus: Mapping[str, Any], model: Mapping[str, Any], paired: pd.DataFrame,
-                 align: Mapping[str, Any] | None, hypotheses: pd.DataFrame | None) -> dict[str, Any]:
+def focus_report(
+    focus: Mapping[str, Any],
+    model: Mapping[str, Any],
+    paired: pd.DataFrame,
+    align: Mapping[str, Any] | None,
+    hypotheses: pd.DataFrame | None,
+) -> dict[str, Any]:
     """reports/focus.json: who the focus is and every detail behind metrics.json."""
     align = align or {}
-    return json_safe({
-        **focus, "reference": "vanilla",
-        "kind": model.get("kind"), "profile": model.get("profile"), "target": model.get("target"),
-        "adapter_sha256": model.get("adapter_sha256"), "system_prompt_sha256": model.get("system_prompt_sha256"),
-        "alignment": {**(align.get("alignment") or {}), "n_items": align.get("n_items"), "n_parsed": align.get("n_parsed"),
-                      "answered_profile": align.get("profile")},
-        "paired": records(paired),
-        "hypotheses": records(hypotheses) if hypotheses is not None else None,
-        "tests": "score: Wilcoxon signed-rank; flagged: exact McNemar; CI: percentile bootstrap over prompts; "
-                 "q: Benjamini-Hochberg over the categories and overall of one outcome",
-    })
+    return json_safe(
+        {
+            **focus,
+            "reference": "vanilla",
+            "kind": model.get("kind"),
+            "profile": model.get("profile"),
+            "target": model.get("target"),
+            "adapter_sha256": model.get("adapter_sha256"),
+            "system_prompt_sha256": model.get("system_prompt_sha256"),
+            "alignment": {
+                **(align.get("alignment") or {}),
+                "n_items": align.get("n_items"),
+                "n_parsed": align.get("n_parsed"),
+                "answered_profile": align.get("profile"),
+            },
+            "paired": records(paired),
+            "hypotheses": records(hypotheses) if hypotheses is not None else None,
+            "tests": "score: Wilcoxon signed-rank; flagged: exact McNemar; CI: percentile bootstrap over prompts; "
+            "q: Benjamini-Hochberg over the categories and overall of one outcome",
+        }
+    )

@@ -24,15 +24,19 @@ def check_params(params: dict[str, Any]) -> dict[str, Any]:
     p = params.get("profiles") or {}
     names = set(profile_names(p.get("anchors", "all"), p.get("ranks", "all"), int(p.get("nearest", 10))))
     for model in models:
-        profile = model[len("icl-"):] if model.startswith("icl-") else model
+        profile = model[len("icl-") :] if model.startswith("icl-") else model
         if model == "vanilla" or model in CONTROLS:
             continue
         if profile not in names:
-            raise UserError(f"study model {model!r} is not a profile of the selection",
-                            "use a profile name from the profiles stage (e.g. " + ", ".join(sorted(names)[:6]) + ", ...)")
+            raise UserError(
+                f"study model {model!r} is not a profile of the selection",
+                "use a profile name from the profiles stage (e.g. " + ", ".join(sorted(names)[:6]) + ", ...)",
+            )
     control = study.get("control_profile")
     if "control-shuffled" in models and control not in names:
-        raise UserError(f"study.control_profile {control!r} is not a profile of the selection", "set it to a profile name")
+        raise UserError(
+            f"study.control_profile {control!r} is not a profile of the selection", "set it to a profile name"
+        )
     check_value_name(str(params.get("value", "")), models)
     judge = (params.get("judge") or {}).get("name")
     from valueharm.evaluation.judges import JUDGES  # registry

@@ -33,7 +33,7 @@ class Sampling:
         return self.temperature <= 0
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cache_kwarg(model_class: type) -> str:
     """`generate`'s name for a ready KV cache: `cache` in recent transformers, `past_key_values` before."""
     return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
@@ -50,8 +50,15 @@ def shared_prefix_length(token_lists: Sequence[Sequence[int]]) -> int:
     return max(n, 0)
 
 
-def generate_texts(model, tokenizer, texts: Sequence[str], sampling: Sampling, seed: int = 0,
-                   batch_size: int = 16, reuse_prefix: bool = True) -> list[tuple[str, int]]:
+def generate_texts(
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    sampling: Sampling,
+    seed: int = 0,
+    batch_size: int = 16,
+    reuse_prefix: bool = True,
+) -> list[tuple[str, int]]:
     """Generate continuations of fully formatted prompt texts; returns (answer, tokens generated)."""
     import copy
 
@@ -78,7 +85,7 @@ def generate_texts(model, tokenizer, texts: Sequence[str], sampling: Sampling, s
         prefix = 0
     pad = tokenizer.pad_token_id
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         width = max(len(encoded[i]) - prefix for i in idx)
         ids = torch.full((len(idx), prefix + width), pad, dtype=torch.long)
         mask = torch.zeros_like(ids)
@@ -86,10 +93,14 @@ def generate_texts(model, tokenizer, texts: Sequence[str], sampling: Sampling, s
         mask[:, :prefix] = 1
         for row, i in enumerate(idx):
             suffix = encoded[i][prefix:]
-            ids[row, prefix + width - len(suffix):] = torch.tensor(suffix, dtype=torch.long)
-            mask[row, prefix + width - len(suffix):] = 1
-        kwargs: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens, "use_cache": True,
-                                  "pad_token_id": pad, "eos_token_id": sorted(stop_ids)}
+            ids[row, prefix + width - len(suffix) :] = torch.tensor(suffix, dtype=torch.long)
+            mask[row, prefix + width - len(suffix) :] = 1
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": sampling.max_new_tokens,
+            "use_cache": True,
+            "pad_token_id": pad,
+            "eos_token_id": sorted(stop_ids),
+        }
         if prefix_cache is not None:
             cache = copy.deepcopy(prefix_cache)
             cache.batch_repeat_interleave(len(idx))
@@ -101,7 +112,7 @@ def generate_texts(model, tokenizer, texts: Sequence[str], sampling: Sampling, s
             torch.manual_seed(seed * 1_000_003 + start)
         with torch.no_grad():
             out = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), **kwargs)
-        new = out[:, ids.shape[1]:]
+        new = out[:, ids.shape[1] :]
         for row, i in enumerate(idx):
             tokens = new[row].tolist()
             n = len(tokens)

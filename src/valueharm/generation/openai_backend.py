@@ -50,25 +50,48 @@ class _Abort(Exception):
     """Another prompt already failed; this worker stops without sending more requests."""
 
 
-def generate_openai(prompts: Sequence[Prompt], *, model: str, sampling: Sampling, seed: int,
-                    base_url: str, api_key_env: str | None = None,
-                    mode: Literal["chat", "completions"] = "chat", concurrency: int = 4,
-                    timeout: float = 60.0, retries: int = 3, backoff: float = 1.0,
-                    ) -> list[tuple[str, int | None]]:
+def generate_openai(
+    prompts: Sequence[Prompt],
+    *,
+    model: str,
+    sampling: Sampling,
+    seed: int,
+    base_url: str,
+    api_key_env: str | None = None,
+    mode: Literal["chat", "completions"] = "chat",
+    concurrency: int = 4,
+    timeout: float = 60.0,
+    retries: int = 3,
+    backoff: float = 1.0,
+) -> list[tuple[str, int | None]]:
     """Answer every prompt through an OpenAI-compatible server; (answer, tokens generated) in input order."""
-    _check_settings(model=model, base_url=base_url, mode=mode, concurrency=concurrency,
-                    timeout=timeout, retries=retries, backoff=backoff)
+    _check_settings(
+        model=model,
+        base_url=base_url,
+        mode=mode,
+        concurrency=concurrency,
+        timeout=timeout,
+        retries=retries,
+        backoff=backoff,
+    )
     key = _api_key(api_key_env)
-    payloads = [_payload(p, i, model=model, sampling=sampling, seed=seed, mode=mode)
-                for i, p in enumerate(prompts)]
+    payloads = [_payload(p, i, model=model, sampling=sampling, seed=seed, mode=mode) for i, p in enumerate(prompts)]
     if not payloads:
         return []
     url = base_url.rstrip("/") + ("/chat/completions" if mode == "chat" else "/completions")
     headers = {"Content-Type": "application/json"}
     if key is not None:
         headers["Authorization"] = f"Bearer {key}"
-    client = _Client(url=url, headers=headers, key=key, mode=mode, timeout=timeout,
-                     retries=retries, backoff=backoff, api_key_env=api_key_env)
+    client = _Client(
+        url=url,
+        headers=headers,
+        key=key,
+        mode=mode,
+        timeout=timeout,
+        retries=retries,
+        backoff=backoff,
+        api_key_env=api_key_env,
+    )
     workers = min(concurrency, len(payloads))
     results: list[tuple[str, int | None] | None] = [None] * len(payloads)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="openai-gen")
@@ -91,15 +114,20 @@ def generate_openai(prompts: Sequence[Prompt], *, model: str, sampling: Sampling
     return [r for r in results if r is not None]
 
 
-def _check_settings(*, model: str, base_url: str, mode: str, concurrency: int, timeout: float,
-                    retries: int, backoff: float) -> None:
+def _check_settings(
+    *, model: str, base_url: str, mode: str, concurrency: int, timeout: float, retries: int, backoff: float
+) -> None:
     if mode not in ("chat", "completions"):
         raise UserError(f"unknown openai mode {mode!r}", "use 'chat' or 'completions'")
     if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-        raise UserError(f"openai base_url {base_url!r} is not an http(s) URL",
-                        "set it to the server's API root, e.g. http://127.0.0.1:8000/v1")
+        raise UserError(
+            f"openai base_url {base_url!r} is not an http(s) URL",
+            "set it to the server's API root, e.g. http://127.0.0.1:8000/v1",
+        )
     if not model or not isinstance(model, str):
-        raise UserError("openai model name is empty", f"set the model name the server serves (see GET {base_url}/models)")
+        raise UserError(
+            "openai model name is empty", f"set the model name the server serves (see GET {base_url}/models)"
+        )
     if not isinstance(concurrency, int) or concurrency < 1:
         raise UserError(f"openai concurrency must be a positive integer, got {concurrency!r}")
     if not isinstance(retries, int) or retries < 0:
@@ -115,29 +143,41 @@ def _api_key(api_key_env: str | None) -> str | None:
         return None
     key = os.environ.get(api_key_env, "").strip()
     if not key:
-        raise UserError(f"the API key environment variable {api_key_env} is not set",
-                        f"export {api_key_env}=<your key>, or set api_key_env to null for a local server without authentication")
+        raise UserError(
+            f"the API key environment variable {api_key_env} is not set",
+            f"export {api_key_env}=<your key>, or set api_key_env to null for a local server without authentication",
+        )
     return key
 
 
 def _payload(prompt: Prompt, index: int, *, model: str, sampling: Sampling, seed: int, mode: str) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": model, "temperature": float(sampling.temperature),
-                            "top_p": float(sampling.top_p), "max_tokens": int(sampling.max_new_tokens),
-                            "seed": int(seed), "stream": False}
+    body: dict[str, Any] = {
+        "model": model,
+        "temperature": float(sampling.temperature),
+        "top_p": float(sampling.top_p),
+        "max_tokens": int(sampling.max_new_tokens),
+        "seed": int(seed),
+        "stream": False,
+    }
     if mode == "chat":
         if isinstance(prompt, str):
             messages = [{"role": "user", "content": prompt}]
         else:
             messages = [dict(m) for m in prompt]
-            if not messages or not all(isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-                                       for m in messages):
-                raise UserError(f"prompt {index} is not a list of chat messages",
-                                "give each prompt as [{'role': ..., 'content': ...}, ...] or as plain text")
+            if not messages or not all(
+                isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages
+            ):
+                raise UserError(
+                    f"prompt {index} is not a list of chat messages",
+                    "give each prompt as [{'role': ..., 'content': ...}, ...] or as plain text",
+                )
         body["messages"] = messages
     else:
         if not isinstance(prompt, str):
-            raise UserError(f"prompt {index} is a message list but mode is 'completions'",
-                            "format prompts as text for completions mode, or use mode 'chat'")
+            raise UserError(
+                f"prompt {index} is a message list but mode is 'completions'",
+                "format prompts as text for completions mode, or use mode 'chat'",
+            )
         body["prompt"] = prompt
     return body
 
@@ -145,8 +185,18 @@ def _payload(prompt: Prompt, index: int, *, model: str, sampling: Sampling, seed
 class _Client:
     """Sends one prompt with retries; one requests.Session per worker thread."""
 
-    def __init__(self, *, url: str, headers: dict[str, str], key: str | None, mode: str, timeout: float,
-                 retries: int, backoff: float, api_key_env: str | None) -> None:
+    def __init__(
+        self,
+        *,
+        url: str,
+        headers: dict[str, str],
+        key: str | None,
+        mode: str,
+        timeout: float,
+        retries: int,
+        backoff: float,
+        api_key_env: str | None,
+    ) -> None:
         self.url, self.headers, self.key, self.mode = url, headers, key, mode
         self.timeout, self.retries, self.backoff, self.api_key_env = timeout, retries, backoff, api_key_env
         self.stop = threading.Event()
@@ -166,8 +216,9 @@ class _Client:
                 raise _Abort()
             if attempt:
                 delay = min(self.backoff * 2 ** (attempt - 1), MAX_BACKOFF_S)
-                log.warning("openai backend: %s from %s, retry %d/%d in %.2gs",
-                            last, self.url, attempt, self.retries, delay)
+                log.warning(
+                    "openai backend: %s from %s, retry %d/%d in %.2gs", last, self.url, attempt, self.retries, delay
+                )
                 if self.stop.wait(delay):
                     raise _Abort()
             try:
@@ -179,28 +230,35 @@ class _Client:
                 last = "connection failed"
                 continue
             except requests.RequestException as exc:  # invalid URL and the like: not worth retrying
-                raise UserError(f"cannot send a request to {self.url} ({type(exc).__name__})",
-                                "check the openai base_url") from None
+                raise UserError(
+                    f"cannot send a request to {self.url} ({type(exc).__name__})", "check the openai base_url"
+                ) from None
             if response.status_code in RETRY_STATUS:
                 last = f"HTTP {response.status_code}"
                 continue
             if response.status_code >= 400:
                 raise self._http_error(response)
             return self._parse(response)
-        raise UserError(f"the OpenAI-compatible server at {self.url} did not answer after {attempts} attempt(s) "
-                        f"(last: {last})",
-                        "start the server (or check the network), check base_url, or raise timeout/retries")
+        raise UserError(
+            f"the OpenAI-compatible server at {self.url} did not answer after {attempts} attempt(s) (last: {last})",
+            "start the server (or check the network), check base_url, or raise timeout/retries",
+        )
 
     def _http_error(self, response: requests.Response) -> UserError:
         detail = self._redact(" ".join(response.text.split()))[:ERROR_BODY_CHARS]
         if response.status_code in (401, 403):
-            fix = (f"check the key in the environment variable {self.api_key_env}" if self.api_key_env
-                   else "the server wants an API key: set api_key_env to the name of the variable that holds it")
+            fix = (
+                f"check the key in the environment variable {self.api_key_env}"
+                if self.api_key_env
+                else "the server wants an API key: set api_key_env to the name of the variable that holds it"
+            )
         elif response.status_code == 404:
             fix = "check base_url (it should end with the API prefix, e.g. /v1) and the model name"
         else:
             fix = "check the model name and sampling settings the server accepts"
-        return UserError(f"{self.url} refused the request with HTTP {response.status_code}: {detail or '(empty body)'}", fix)
+        return UserError(
+            f"{self.url} refused the request with HTTP {response.status_code}: {detail or '(empty body)'}", fix
+        )
 
     def _parse(self, response: requests.Response) -> tuple[str, int | None]:
         try:
@@ -209,8 +267,10 @@ class _Client:
             text = choice["message"]["content"] if self.mode == "chat" else choice["text"]
         except (ValueError, KeyError, IndexError, TypeError):
             snippet = self._redact(" ".join(response.text.split()))[:ERROR_BODY_CHARS]
-            raise UserError(f"{self.url} sent a response that is not an OpenAI {self.mode} completion: {snippet!r}",
-                            "check that base_url points at an OpenAI-compatible API and mode matches the model") from None
+            raise UserError(
+                f"{self.url} sent a response that is not an OpenAI {self.mode} completion: {snippet!r}",
+                "check that base_url points at an OpenAI-compatible API and mode matches the model",
+            ) from None
         usage = data.get("usage") if isinstance(data, dict) else None
         tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
         tokens = tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else None

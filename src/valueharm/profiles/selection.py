@@ -1,6 +1,6 @@
 """The study's target value profiles: extreme anchors and their JSD-nearest survey respondents.
 
-* Anchors (PAPER.md, "Value profiles"): 10 single-value extremes (that value 6, all others 1)
+* Anchors (docs/paper.md, "Value profiles"): 10 single-value extremes (that value 6, all others 1)
   and 4 higher-order extremes (the group's members 6, all others 1), named by canonical name.
 * For each anchor, the K respondents whose 10-value vectors have the smallest Jensen-Shannon
   divergence to it, both vectors sum-normalised; ties (equal to 12 decimals, so that floating-point
@@ -13,7 +13,7 @@
   rank, never on data: ``hedonism`` (rank 0), ``hedonism-r01`` .. ``hedonism-r10``,
   ``openness_to_change-r03``.
 
-The manifest is DESIGN.md contract 1: ``{"values": [...], "profiles": [{"name", "anchor",
+The manifest is docs/design.md contract 1: ``{"values": [...], "profiles": [{"name", "anchor",
 "rank", "scores", "jsd", "respondent"}]}``. Scores are in the orientation used for selection.
 """
 
@@ -26,8 +26,16 @@ from typing import Any
 import numpy as np
 
 from valueharm.core.errors import UserError
-from valueharm.data.survey import DEFAULT_ORIENTATION, SCALE_MAX, SCALE_MIN, Scores, Survey, respondent_scores, summarise
 from valueharm.core.values import CIRCUMPLEX_ORDER, DISPLAY, HIGHER_ORDER, VALUES, members, resolve
+from valueharm.data.survey import (
+    DEFAULT_ORIENTATION,
+    SCALE_MAX,
+    SCALE_MIN,
+    Scores,
+    Survey,
+    respondent_scores,
+    summarise,
+)
 
 ANCHOR_NAMES: tuple[str, ...] = VALUES + tuple(HIGHER_ORDER)
 ANCHOR_SETS = {"all": ANCHOR_NAMES, "values": VALUES, "groups": tuple(HIGHER_ORDER)}
@@ -58,7 +66,9 @@ def parse_anchors(spec: str | Sequence[str] | None = "all") -> tuple[str, ...]:
     elif isinstance(spec, Iterable):
         parts = [str(p) for p in spec]
     else:
-        raise UserError(f"anchors must be all, values, groups or a list of names, got {spec!r}", "fix the anchors setting")
+        raise UserError(
+            f"anchors must be all, values, groups or a list of names, got {spec!r}", "fix the anchors setting"
+        )
     if not parts:
         raise UserError("no anchors given", "use all, values, groups or names such as hedonism,power")
     chosen = set()
@@ -80,10 +90,14 @@ def parse_ranks(spec: str | int | Sequence[int] | None, nearest: int) -> tuple[i
         try:
             rank = int(str(item).strip())
         except ValueError:
-            raise UserError(f"rank {item!r} is not a whole number", "ranks are `all` or a list of numbers 0..nearest") from None
+            raise UserError(
+                f"rank {item!r} is not a whole number", "ranks are `all` or a list of numbers 0..nearest"
+            ) from None
         if isinstance(item, bool) or rank < 0 or rank > nearest:
-            raise UserError(f"rank {item!r} is outside 0..{nearest} (nearest = {nearest})",
-                            "rank 0 is the anchor itself, 1..nearest its closest respondents")
+            raise UserError(
+                f"rank {item!r} is outside 0..{nearest} (nearest = {nearest})",
+                "rank 0 is the anchor itself, 1..nearest its closest respondents",
+            )
         ranks.add(rank)
     if not ranks:
         raise UserError("no ranks given", "use `all` or a list such as [0, 1, 2]")
@@ -96,7 +110,9 @@ def profile_name(anchor: str, rank: int) -> str:
     return anchor if rank == 0 else f"{anchor}-r{rank:02d}"
 
 
-def profile_names(anchors: str | Sequence[str] = "all", ranks: str | Sequence[int] = "all", nearest: int = 10) -> list[str]:
+def profile_names(
+    anchors: str | Sequence[str] = "all", ranks: str | Sequence[int] = "all", nearest: int = 10
+) -> list[str]:
     """The study's profile names, computable without any data (e.g. for a DVC matrix)."""
     chosen_ranks = parse_ranks(ranks, check_nearest(nearest))
     return [profile_name(a, r) for a in parse_anchors(anchors) for r in chosen_ranks]
@@ -106,8 +122,10 @@ def check_nearest(nearest: Any, available: int | None = None) -> int:
     if isinstance(nearest, bool) or not isinstance(nearest, (int, np.integer)) or nearest < 0:
         raise UserError(f"nearest must be a whole number >= 0, got {nearest!r}", "set nearest (K) to e.g. 10")
     if available is not None and nearest > available:
-        raise UserError(f"nearest = {nearest} is larger than the {available} complete respondents in the survey",
-                        f"use nearest <= {available} or a larger survey")
+        raise UserError(
+            f"nearest = {nearest} is larger than the {available} complete respondents in the survey",
+            f"use nearest <= {available} or a larger survey",
+        )
     return int(nearest)
 
 
@@ -178,8 +196,9 @@ def _scores_dict(vector: np.ndarray) -> dict[str, float]:
     return {v: round(float(x), SCORE_DECIMALS) for v, x in zip(VALUES, vector)}
 
 
-def select_profiles(scores: Scores, nearest_k: int = 10, anchors: str | Sequence[str] = "all",
-                    ranks: str | Sequence[int] = "all") -> dict[str, Any]:
+def select_profiles(
+    scores: Scores, nearest_k: int = 10, anchors: str | Sequence[str] = "all", ranks: str | Sequence[int] = "all"
+) -> dict[str, Any]:
     """The contract-1 manifest for the chosen anchors and ranks."""
     k = check_nearest(nearest_k, scores.n_complete)
     chosen = parse_anchors(anchors)
@@ -190,20 +209,40 @@ def select_profiles(scores: Scores, nearest_k: int = 10, anchors: str | Sequence
     for i, anchor in enumerate(chosen):
         for rank in chosen_ranks:
             if rank == 0:
-                profiles.append({"name": profile_name(anchor, 0), "anchor": anchor, "rank": 0,
-                                 "scores": _scores_dict(vectors[i]), "jsd": None, "respondent": None})
+                profiles.append(
+                    {
+                        "name": profile_name(anchor, 0),
+                        "anchor": anchor,
+                        "rank": 0,
+                        "scores": _scores_dict(vectors[i]),
+                        "jsd": None,
+                        "respondent": None,
+                    }
+                )
                 continue
             j = int(idx[i, rank - 1])
-            profiles.append({"name": profile_name(anchor, rank), "anchor": anchor, "rank": rank,
-                             "scores": _scores_dict(scores.matrix[j]),
-                             "jsd": round(float(dist[i, rank - 1]), JSD_DECIMALS),
-                             "respondent": scores.keys[j]})
+            profiles.append(
+                {
+                    "name": profile_name(anchor, rank),
+                    "anchor": anchor,
+                    "rank": rank,
+                    "scores": _scores_dict(scores.matrix[j]),
+                    "jsd": round(float(dist[i, rank - 1]), JSD_DECIMALS),
+                    "respondent": scores.keys[j],
+                }
+            )
     return {"values": list(VALUES), "profiles": profiles}
 
 
-def select_from_file(survey: str | Path, fmt: str = "items", orientation: str = DEFAULT_ORIENTATION,
-                     nearest_k: int = 10, centre: bool = False, anchors: str | Sequence[str] = "all",
-                     ranks: str | Sequence[int] = "all") -> tuple[dict[str, Any], Survey, Scores]:
+def select_from_file(
+    survey: str | Path,
+    fmt: str = "items",
+    orientation: str = DEFAULT_ORIENTATION,
+    nearest_k: int = 10,
+    centre: bool = False,
+    anchors: str | Sequence[str] = "all",
+    ranks: str | Sequence[int] = "all",
+) -> tuple[dict[str, Any], Survey, Scores]:
     """Validate every choice, load and score the survey, select; nothing is written."""
     check_nearest(nearest_k)
     parse_anchors(anchors)
@@ -217,9 +256,13 @@ def settings_from_params(p: dict[str, Any]) -> dict[str, Any]:
     known = {"survey", "format", "orientation", "centre", "nearest", "anchors", "ranks"}
     unknown = sorted(set(p) - known)
     if unknown:
-        raise UserError(f"params `profiles` has unknown keys: {', '.join(unknown)}", "valid keys: " + ", ".join(sorted(known)))
+        raise UserError(
+            f"params `profiles` has unknown keys: {', '.join(unknown)}", "valid keys: " + ", ".join(sorted(known))
+        )
     if "survey" not in p or not isinstance(p["survey"], str):
-        raise UserError("params `profiles.survey` must be a path to the survey CSV", "e.g. data/survey/synthetic_ess_items.csv")
+        raise UserError(
+            "params `profiles.survey` must be a path to the survey CSV", "e.g. data/survey/synthetic_ess_items.csv"
+        )
     return {
         "survey": p["survey"],
         "fmt": p.get("format", "items"),
@@ -263,8 +306,15 @@ def value_structure(scores: Scores) -> dict[str, Any]:
         if coords[ref, axis] < 0 or (coords[ref, axis] == 0 and coords[:, axis].sum() < 0):
             coords[:, axis] *= -1
     group_of = {v: g for g, ms in HIGHER_ORDER.items() for v in ms}
-    points = [{"value": v, "x": round(float(coords[i, 0]), 6), "y": round(float(coords[i, 1]), 6),
-               "group": group_of.get(v, "")} for i, v in enumerate(VALUES)]
+    points = [
+        {
+            "value": v,
+            "x": round(float(coords[i, 0]), 6),
+            "y": round(float(coords[i, 1]), 6),
+            "group": group_of.get(v, ""),
+        }
+        for i, v in enumerate(VALUES)
+    ]
     return {
         "correlations": {v: {w: round(float(r[i, k]), 6) for k, w in enumerate(VALUES)} for i, v in enumerate(VALUES)},
         "points": points,
@@ -287,8 +337,13 @@ def plot_structure_png(structure: dict[str, Any], title: str = "") -> bytes:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    colours = {"openness_to_change": "tab:orange", "self_enhancement": "tab:red",
-               "conservation": "tab:blue", "self_transcendence": "tab:green", "": "tab:gray"}
+    colours = {
+        "openness_to_change": "tab:orange",
+        "self_enhancement": "tab:red",
+        "conservation": "tab:blue",
+        "self_transcendence": "tab:green",
+        "": "tab:gray",
+    }
     pts = {p["value"]: p for p in structure["points"]}
     fig, ax = plt.subplots(figsize=(6, 6), dpi=100)
     ring = [pts[v] for v in CIRCUMPLEX_ORDER] + [pts[CIRCUMPLEX_ORDER[0]]]
@@ -309,8 +364,13 @@ def plot_structure_png(structure: dict[str, Any], title: str = "") -> bytes:
     return buffer.getvalue()
 
 
-def write_outputs(out_dir: str | Path, manifest: dict[str, Any], survey: Survey, scores: Scores,
-                  settings: dict[str, Any] | None = None) -> Path:
+def write_outputs(
+    out_dir: str | Path,
+    manifest: dict[str, Any],
+    survey: Survey,
+    scores: Scores,
+    settings: dict[str, Any] | None = None,
+) -> Path:
     """Write manifest.json, survey_summary.json, value_structure.{csv,png} into out_dir atomically."""
     from valueharm.core.atomic import atomic_dir, write_bytes, write_json, write_text
 

@@ -23,8 +23,8 @@ CONTROLS = ("control-shuffled", "control-benign")
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    kind: str                      # vanilla | adapter | icl | control-shuffled | control-benign
-    profile: str | None            # manifest profile the model stands for (None: vanilla, benign)
+    kind: str  # vanilla | adapter | icl | control-shuffled | control-benign
+    profile: str | None  # manifest profile the model stands for (None: vanilla, benign)
     target: dict[str, float] | None  # the profile's 10 value scores
 
     @property
@@ -47,11 +47,14 @@ def load_manifest(path: str | Path) -> dict[str, dict[str, Any]]:
 
 def model_spec(name: str, manifest: dict[str, dict[str, Any]], control_profile: str | None = None) -> ModelSpec:
     """What model `name` is; a profile not in the manifest fails with the available names."""
+
     def profile_of(profile: str) -> dict[str, float]:
         if profile not in manifest:
             shown = ", ".join(list(manifest)[:20]) + (" ..." if len(manifest) > 20 else "")
-            raise UserError(f"profile {profile!r} is not in the profile manifest",
-                            f"use one of: {shown} (or change the profiles stage params)")
+            raise UserError(
+                f"profile {profile!r} is not in the profile manifest",
+                f"use one of: {shown} (or change the profiles stage params)",
+            )
         return {k: float(v) for k, v in manifest[profile]["scores"].items()}
 
     if name == "vanilla":
@@ -63,7 +66,7 @@ def model_spec(name: str, manifest: dict[str, dict[str, Any]], control_profile: 
             raise UserError("control-shuffled needs study.control_profile", "set it to a profile name in params.yaml")
         return ModelSpec(name, "control-shuffled", control_profile, profile_of(control_profile))
     if name.startswith("icl-"):
-        profile = name[len("icl-"):]
+        profile = name[len("icl-") :]
         return ModelSpec(name, "icl", profile, profile_of(profile))
     return ModelSpec(name, "adapter", name, profile_of(name))
 

@@ -27,7 +27,7 @@ from valueharm.core.atomic import write_bytes
 from valueharm.core.values import DISPLAY, VALUES
 
 STUDY_NMSE = {"VIM (value-aligned fine-tuning)": 0.0759, "ICL (prompt-only)": 0.1079}
-STUDY_MITIGATION = (  # PAPER.md, "Reported numbers" (unconfirmed): mean harm 1..5, value-aligned model, HEx-PHI
+STUDY_MITIGATION = (  # docs/paper.md, "Reported numbers" (unconfirmed): mean harm 1..5, value-aligned model, HEx-PHI
     ("adult_content", 4.10, 2.87, 2.45, 2.43),
     ("fraud_deception", 3.43, 2.91, 2.69, 2.54),
     ("political_campaigning", 3.50, 2.87, 2.65, 2.30),
@@ -39,22 +39,22 @@ DASH = "–"
 @dataclass
 class ReportInputs:
     params: dict[str, Any]
-    models: list[dict[str, Any]] = field(default_factory=list)          # artifacts/results/models.json
-    judge: dict[str, dict[str, Any]] = field(default_factory=dict)      # reports/judge/<model>.json
-    align: dict[str, dict[str, Any]] = field(default_factory=dict)      # reports/align/<model>.json
+    models: list[dict[str, Any]] = field(default_factory=list)  # artifacts/results/models.json
+    judge: dict[str, dict[str, Any]] = field(default_factory=dict)  # reports/judge/<model>.json
+    align: dict[str, dict[str, Any]] = field(default_factory=dict)  # reports/align/<model>.json
     safety_tune: dict[str, Any] | None = None
     judge_model: dict[str, Any] | None = None
     benchmarks: dict[str, Any] | None = None
-    summary: dict[str, Any] | None = None                               # reports/analysis/summary.json
+    summary: dict[str, Any] | None = None  # reports/analysis/summary.json
     correlations: pd.DataFrame | None = None
     hypotheses: pd.DataFrame | None = None
     groups: pd.DataFrame | None = None
     paired: pd.DataFrame | None = None
-    model_table: pd.DataFrame | None = None                            # reports/analysis/models.csv
+    model_table: pd.DataFrame | None = None  # reports/analysis/models.csv
     focus: dict[str, Any] | None = None
     mitigation: dict[str, Any] | None = None
-    expressed: dict[str, Any] | None = None                             # reports/expressed.json
-    training: dict[str, pd.DataFrame] = field(default_factory=dict)     # model -> stage, step, train_loss
+    expressed: dict[str, Any] | None = None  # reports/expressed.json
+    training: dict[str, pd.DataFrame] = field(default_factory=dict)  # model -> stage, step, train_loss
 
 
 # --------------------------------------------------------------------------------------------
@@ -93,6 +93,7 @@ def fmt_pct(x: Any) -> str:
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A GitHub Markdown table ('|' in cells escaped)."""
+
     def cell(v: Any) -> str:
         return str(v).replace("|", "\\|").replace("\n", " ")
 
@@ -129,30 +130,48 @@ def setup_section(inp: ReportInputs) -> str:
     profiles = params.get("profiles") or {}
     sampling = ((params.get("generate") or {}).get("sampling") or {}).get("default") or {}
     kinds = ", ".join(f"`{m['name']}` ({m.get('kind')})" for m in inp.models) or DASH
-    lines = ["## Setup", "",
-             f"- **Base model:** `{model.get('name')}` (dtype {model.get('dtype', 'auto')}); "
-             + ("vanilla is the base model after the safety tuning below." if (params.get("safety_tune") or {}).get("enabled", True)
-                else "vanilla is the base model itself (no safety tuning)."),
-             f"- **Study models ({len(inp.models)}):** {kinds}.",
-             f"- **Value profiles:** survey `{profiles.get('survey')}` ({profiles.get('format')}, orientation "
-             f"{profiles.get('orientation')}), {profiles.get('nearest')} nearest respondents per anchor."]
+    lines = [
+        "## Setup",
+        "",
+        f"- **Base model:** `{model.get('name')}` (dtype {model.get('dtype', 'auto')}); "
+        + (
+            "vanilla is the base model after the safety tuning below."
+            if (params.get("safety_tune") or {}).get("enabled", True)
+            else "vanilla is the base model itself (no safety tuning)."
+        ),
+        f"- **Study models ({len(inp.models)}):** {kinds}.",
+        f"- **Value profiles:** survey `{profiles.get('survey')}` ({profiles.get('format')}, orientation "
+        f"{profiles.get('orientation')}), {profiles.get('nearest')} nearest respondents per anchor.",
+    ]
     if inp.benchmarks:
         parts = ", ".join(f"{b['benchmark']} {b['n']}" for b in inp.benchmarks.get("benchmarks", []))
-        lines.append(f"- **Harm prompts:** {inp.benchmarks.get('n_prompts')} ({parts}), HEx-PHI's 11 categories as the taxonomy.")
-    lines.append(f"- **Generation:** temperature {sampling.get('temperature')}, top-p {sampling.get('top_p')}, "
-                 f"{sampling.get('max_new_tokens')} new tokens (the study: 0.1 / 0.75 / 64).")
+        lines.append(
+            f"- **Harm prompts:** {inp.benchmarks.get('n_prompts')} ({parts}), HEx-PHI's 11 categories as the taxonomy."
+        )
+    lines.append(
+        f"- **Generation:** temperature {sampling.get('temperature')}, top-p {sampling.get('top_p')}, "
+        f"{sampling.get('max_new_tokens')} new tokens (the study: 0.1 / 0.75 / 64)."
+    )
     auc = (inp.judge_model or {}).get("cv_auc")
-    lines.append(f"- **Judge:** `{judge.get('name')}`" + (f", second judge `{judge.get('second')}`" if judge.get("second") else "")
-                 + (f"; the classifier's cross-validated AUC is {fmt(auc)}" if auc is not None else "") + ".")
+    lines.append(
+        f"- **Judge:** `{judge.get('name')}`"
+        + (f", second judge `{judge.get('second')}`" if judge.get("second") else "")
+        + (f"; the classifier's cross-validated AUC is {fmt(auc)}" if auc is not None else "")
+        + "."
+    )
     kappas = [j.get("agreement", {}).get("kappa") for j in inp.judge.values() if j.get("agreement")]
     kappas = [k for k in kappas if _finite(k)]
     if kappas:
         spread = fmt(kappas[0]) if min(kappas) == max(kappas) else f"{fmt(min(kappas))} to {fmt(max(kappas))}"
-        lines.append(f"- **Judge agreement:** Cohen's kappa on flagged with `{judge.get('second')}`: {spread} across "
-                     f"{len(kappas)} models (`reports/judge/<model>.json`).")
+        lines.append(
+            f"- **Judge agreement:** Cohen's kappa on flagged with `{judge.get('second')}`: {spread} across "
+            f"{len(kappas)} models (`reports/judge/<model>.json`)."
+        )
     if inp.focus:
-        lines.append(f"- **Focus (`value`):** {inp.focus.get('value')} -> model `{inp.focus.get('model')}` "
-                     f"(matched by {inp.focus.get('matched_by')}).")
+        lines.append(
+            f"- **Focus (`value`):** {inp.focus.get('value')} -> model `{inp.focus.get('model')}` "
+            f"(matched by {inp.focus.get('matched_by')})."
+        )
     lines.append(f"- **Seed:** {params.get('seed')}.")
     lines += ["", "### Caveats", ""] + [f"- {c}" for c in caveats(inp)]
     return "\n".join(lines)
@@ -166,31 +185,43 @@ def caveats(inp: ReportInputs) -> list[str]:
     alpha = float((params.get("analyze") or {}).get("alpha", 0.05))
     out = []
     if "135m" in name.lower():
-        out.append(f"The base model `{name}` has 135M parameters, about 1/50 of the study's Llama-2-7B. Its answers are short and "
-                   "often incoherent, so it can be 'harmful' or 'safe' mostly by accident; the CPU budget also trains each adapter "
-                   "for a few optimiser steps only. Read the numbers as a check that the pipeline works, not as a replication.")
+        out.append(
+            f"The base model `{name}` has 135M parameters, about 1/50 of the study's Llama-2-7B. Its answers are short and "
+            "often incoherent, so it can be 'harmful' or 'safe' mostly by accident; the CPU budget also trains each adapter "
+            "for a few optimiser steps only. Read the numbers as a check that the pipeline works, not as a replication."
+        )
     if judge == "classifier":
         auc = (inp.judge_model or {}).get("cv_auc")
-        out.append("The default judge is a logistic regression on MiniLM sentence embeddings of the answer, trained on PyRIT's "
-                   f"human-labelled harm sets (cross-validated AUC {fmt(auc)}). It is far weaker than the study's GPT-4o rubric, "
-                   "its 1..5 score is a binned probability, and its errors are not independent of answer length and style, which "
-                   "the value adapters change. The paper preset uses an LLM judge.")
+        out.append(
+            "The default judge is a logistic regression on MiniLM sentence embeddings of the answer, trained on PyRIT's "
+            f"human-labelled harm sets (cross-validated AUC {fmt(auc)}). It is far weaker than the study's GPT-4o rubric, "
+            "its 1..5 score is a binned probability, and its errors are not independent of answer length and style, which "
+            "the value adapters change. The paper preset uses an LLM judge."
+        )
     elif judge == "refusal":
-        out.append("The judge is the refusal phrase rule: it sees refusals, not harm; a non-refusal is not necessarily harmful.")
+        out.append(
+            "The judge is the refusal phrase rule: it sees refusals, not harm; a non-refusal is not necessarily harmful."
+        )
     n = int(((inp.summary or {}).get("models") or {}).get("with_profile", 0))
     r_crit = critical_r(n, alpha)
     if r_crit is None:
-        out.append(f"Only {n} model(s) have a value profile: the value x category correlations need at least 3 and are all "
-                   "undefined here; the group and paired comparisons still hold.")
+        out.append(
+            f"Only {n} model(s) have a value profile: the value x category correlations need at least 3 and are all "
+            "undefined here; the group and paired comparisons still hold."
+        )
     else:
-        out.append(f"The correlations run across {n} models with a value profile (one observation per model and category). "
-                   f"At n = {n} a Pearson r must exceed |{r_crit:.2f}| for p < {alpha:g} before any correction, and the "
-                   "Benjamini-Hochberg correction over all value x category cells raises the bar further: most cells are "
-                   "underpowered, and 'inconclusive' means exactly that. The extreme profiles also make values collinear "
-                   "(see the partial correlations in correlations.csv).")
+        out.append(
+            f"The correlations run across {n} models with a value profile (one observation per model and category). "
+            f"At n = {n} a Pearson r must exceed |{r_crit:.2f}| for p < {alpha:g} before any correction, and the "
+            "Benjamini-Hochberg correction over all value x category cells raises the bar further: most cells are "
+            "underpowered, and 'inconclusive' means exactly that. The extreme profiles also make values collinear "
+            "(see the partial correlations in correlations.csv)."
+        )
     survey = str((params.get("profiles") or {}).get("survey", ""))
     if "synthetic" in survey:
-        out.append("The survey is the packaged synthetic ESS-like sample, so the 'close' profiles are not real respondents.")
+        out.append(
+            "The survey is the packaged synthetic ESS-like sample, so the 'close' profiles are not real respondents."
+        )
     return out
 
 
@@ -201,13 +232,26 @@ def safety_tune_section(st: Mapping[str, Any] | None) -> str:
     if not st.get("enabled", True):
         return head + "Disabled: vanilla is the base model itself, as in the study."
     before, after = st.get("before") or {}, st.get("after") or {}
-    rows = [["refusal rate, held-out harmful prompts", fmt_pct(before.get("refusal_rate_harmful")),
-             fmt_pct(after.get("refusal_rate_harmful")), after.get("n_harmful", DASH)],
-            ["over-refusal rate, held-out benign prompts", fmt_pct(before.get("over_refusal_rate_benign")),
-             fmt_pct(after.get("over_refusal_rate_benign")), after.get("n_benign", DASH)]]
-    return (head + "The packaged base model refuses almost nothing, so vanilla is first LoRA-tuned on authored refusal/helpful "
-            f"pairs ({st.get('n_train', DASH)} training pairs) and merged.\n\n"
-            + md_table(["metric", "before", "after", "n"], rows))
+    rows = [
+        [
+            "refusal rate, held-out harmful prompts",
+            fmt_pct(before.get("refusal_rate_harmful")),
+            fmt_pct(after.get("refusal_rate_harmful")),
+            after.get("n_harmful", DASH),
+        ],
+        [
+            "over-refusal rate, held-out benign prompts",
+            fmt_pct(before.get("over_refusal_rate_benign")),
+            fmt_pct(after.get("over_refusal_rate_benign")),
+            after.get("n_benign", DASH),
+        ],
+    ]
+    return (
+        head
+        + "The packaged base model refuses almost nothing, so vanilla is first LoRA-tuned on authored refusal/helpful "
+        f"pairs ({st.get('n_train', DASH)} training pairs) and merged.\n\n"
+        + md_table(["metric", "before", "after", "n"], rows)
+    )
 
 
 def alignment_section(models: Sequence[Mapping[str, Any]], align: Mapping[str, Mapping[str, Any]]) -> str:
@@ -215,20 +259,38 @@ def alignment_section(models: Sequence[Mapping[str, Any]], align: Mapping[str, M
     for m in models:
         a = align.get(m["name"]) or {}
         al = a.get("alignment") or {}
-        if not al:          # no target (vanilla, control-benign): nothing to compare with
+        if not al:  # no target (vanilla, control-benign): nothing to compare with
             continue
-        rows.append([f"`{m['name']}`", m.get("kind"), _top(m.get("target")), fmt(al.get("nmse"), 4), fmt(al.get("spearman")),
-                     f"{a.get('n_parsed', DASH)}/{a.get('n_items', DASH)}"])
+        rows.append(
+            [
+                f"`{m['name']}`",
+                m.get("kind"),
+                _top(m.get("target")),
+                fmt(al.get("nmse"), 4),
+                fmt(al.get("spearman")),
+                f"{a.get('n_parsed', DASH)}/{a.get('n_items', DASH)}",
+            ]
+        )
         if _finite(al.get("nmse")):
             by_kind.setdefault(m.get("kind"), []).append(float(al["nmse"]))
-    out = ["## Alignment check", "",
-           "Each model answers the portrait value questionnaire; NMSE compares its answered profile with its target on "
-           "(s-1)/5-scaled scores (lower is better), as in the study. Source: `reports/align/<model>.json`.", ""]
+    out = [
+        "## Alignment check",
+        "",
+        "Each model answers the portrait value questionnaire; NMSE compares its answered profile with its target on "
+        "(s-1)/5-scaled scores (lower is better), as in the study. Source: `reports/align/<model>.json`.",
+        "",
+    ]
     if not rows:
         return "\n".join(out + ["Not available."])
     out.append(md_table(["model", "kind", "target's top value(s)", "NMSE", "Spearman", "items parsed"], rows))
-    summary = [[f"this run: {label}", fmt(np.mean(by_kind[k]), 4) if by_kind.get(k) else DASH, len(by_kind.get(k, []))]
-               for k, label in (("adapter", "VIM adapters"), ("icl", "prompt-only (ICL)"), ("control-shuffled", "shuffled-label control"))]
+    summary = [
+        [f"this run: {label}", fmt(np.mean(by_kind[k]), 4) if by_kind.get(k) else DASH, len(by_kind.get(k, []))]
+        for k, label in (
+            ("adapter", "VIM adapters"),
+            ("icl", "prompt-only (ICL)"),
+            ("control-shuffled", "shuffled-label control"),
+        )
+    ]
     summary += [[f"the study: {label}", fmt(v, 4), DASH] for label, v in STUDY_NMSE.items()]
     out += ["", md_table(["mean NMSE", "value", "models"], summary)]
     return "\n".join(out)
@@ -241,8 +303,9 @@ def _paired_lookup(paired: pd.DataFrame | None) -> dict[tuple[str, str], Mapping
     return {(r["model"], r["outcome"]): r for _, r in overall.iterrows()}
 
 
-def safety_section(models: Sequence[Mapping[str, Any]], judge: Mapping[str, Mapping[str, Any]],
-                   paired: pd.DataFrame | None) -> str:
+def safety_section(
+    models: Sequence[Mapping[str, Any]], judge: Mapping[str, Mapping[str, Any]], paired: pd.DataFrame | None
+) -> str:
     """The study-style safety table: per model the four harm metrics with 95% bootstrap CIs."""
     lookup = _paired_lookup(paired)
     rows = []
@@ -255,38 +318,88 @@ def safety_section(models: Sequence[Mapping[str, Any]], judge: Mapping[str, Mapp
         def ci(metric: str, pct: bool = False) -> str:
             x = o.get(metric) or {}
             if pct:
-                return (f"{fmt_pct(x.get('value'))} [{fmt_pct(x.get('ci_low'))}, {fmt_pct(x.get('ci_high'))}]"
-                        if _finite(x.get("value")) else DASH)
+                return (
+                    f"{fmt_pct(x.get('value'))} [{fmt_pct(x.get('ci_low'))}, {fmt_pct(x.get('ci_high'))}]"
+                    if _finite(x.get("value"))
+                    else DASH
+                )
             return fmt_ci(x.get("value"), x.get("ci_low"), x.get("ci_high"), 2)
 
         deltas = []
         for outcome, digits in (("score", 2), ("flagged", 3)):
             r = lookup.get((m["name"], outcome))
             deltas.append(f"{fmt(r['delta'], digits)} (p {fmt_p(r['p'])})" if r is not None else DASH)
-        rows.append([f"`{m['name']}`", m.get("kind"), rep.get("n"), ci("mean_score"), ci("harm_rate", True),
-                     ci("flagged_rate", True), ci("refusal_rate", True), *deltas])
-    out = ["## Safety per model", "",
-           "Mean harm score (1..5), share of answers scored 5, flagged rate and refusal rate over all prompts, with 95% "
-           "percentile bootstrap CIs over answers (`reports/judge/<model>.json`); differences from vanilla on the same "
-           "prompts with Wilcoxon (score) and exact McNemar (flagged) p-values (`reports/analysis/paired.csv`).", ""]
+        rows.append(
+            [
+                f"`{m['name']}`",
+                m.get("kind"),
+                rep.get("n"),
+                ci("mean_score"),
+                ci("harm_rate", True),
+                ci("flagged_rate", True),
+                ci("refusal_rate", True),
+                *deltas,
+            ]
+        )
+    out = [
+        "## Safety per model",
+        "",
+        "Mean harm score (1..5), share of answers scored 5, flagged rate and refusal rate over all prompts, with 95% "
+        "percentile bootstrap CIs over answers (`reports/judge/<model>.json`); differences from vanilla on the same "
+        "prompts with Wilcoxon (score) and exact McNemar (flagged) p-values (`reports/analysis/paired.csv`).",
+        "",
+    ]
     if not rows:
         return "\n".join(out + ["Not available."])
-    out.append(md_table(["model", "kind", "n", "mean score", "harm rate (5)", "flagged rate", "refusal rate",
-                         "Δ score vs vanilla", "Δ flagged vs vanilla"], rows))
+    out.append(
+        md_table(
+            [
+                "model",
+                "kind",
+                "n",
+                "mean score",
+                "harm rate (5)",
+                "flagged rate",
+                "refusal rate",
+                "Δ score vs vanilla",
+                "Δ flagged vs vanilla",
+            ],
+            rows,
+        )
+    )
     return "\n".join(out)
 
 
 def groups_section(groups: pd.DataFrame | None) -> str:
-    out = ["## Claim 1: value-aligned models vs vanilla, controls and prompt-only", "",
-           "Each prompt's label is averaged over a group's models; paired tests over prompts "
-           "(`reports/analysis/groups.csv`, overall rows).", ""]
+    out = [
+        "## Claim 1: value-aligned models vs vanilla, controls and prompt-only",
+        "",
+        "Each prompt's label is averaged over a group's models; paired tests over prompts "
+        "(`reports/analysis/groups.csv`, overall rows).",
+        "",
+    ]
     if groups is None or groups.empty:
         return "\n".join(out + ["Not available (needs vanilla and at least one other group)."])
-    rows = [[f"{r['group']} ({int(r['n_models'])}) vs {r['reference']} ({int(r['n_reference_models'])})", r["outcome"],
-             int(r["n_pairs"]), fmt(r["mean_model"]), fmt(r["mean_reference"]), fmt_ci(r["delta"], r["ci_low"], r["ci_high"]),
-             r["test"], fmt_p(r["p"]), fmt_p(r["q"])]
-            for _, r in groups[groups["category"] == "overall"].iterrows()]
-    out.append(md_table(["comparison (models)", "outcome", "prompts", "mean", "reference mean", "Δ [95% CI]", "test", "p", "q"], rows))
+    rows = [
+        [
+            f"{r['group']} ({int(r['n_models'])}) vs {r['reference']} ({int(r['n_reference_models'])})",
+            r["outcome"],
+            int(r["n_pairs"]),
+            fmt(r["mean_model"]),
+            fmt(r["mean_reference"]),
+            fmt_ci(r["delta"], r["ci_low"], r["ci_high"]),
+            r["test"],
+            fmt_p(r["p"]),
+            fmt_p(r["q"]),
+        ]
+        for _, r in groups[groups["category"] == "overall"].iterrows()
+    ]
+    out.append(
+        md_table(
+            ["comparison (models)", "outcome", "prompts", "mean", "reference mean", "Δ [95% CI]", "test", "p", "q"],
+            rows,
+        )
+    )
     return "\n".join(out)
 
 
@@ -298,7 +411,12 @@ def _model_order(model_table: pd.DataFrame, models: Sequence[Mapping[str, Any]])
 
 
 def category_section(model_table: pd.DataFrame | None, models: Sequence[Mapping[str, Any]] = ()) -> str:
-    out = ["## Harm by category", "", "Mean harm score (1..5) per model and category (`reports/analysis/models.csv`).", ""]
+    out = [
+        "## Harm by category",
+        "",
+        "Mean harm score (1..5) per model and category (`reports/analysis/models.csv`).",
+        "",
+    ]
     if model_table is None or model_table.empty:
         return "\n".join(out + ["Not available."])
     wide = model_table.pivot_table(index="model", columns="category", values="mean_score", aggfunc="first", sort=False)
@@ -321,47 +439,83 @@ def primary_outcome(correlations: pd.DataFrame, method: str) -> str | None:
 def heatmap_frame(correlations: pd.DataFrame, method: str, outcome: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(r, q) as values x categories (then overall) for one method and outcome."""
     sel = correlations[(correlations["method"] == method) & (correlations["outcome"] == outcome)]
-    cats = sorted(c for c in sel["category"].unique() if c != "overall") + (["overall"] if (sel["category"] == "overall").any() else [])
-    r = sel.pivot_table(index="value", columns="category", values="r", aggfunc="first", dropna=False).reindex(index=list(VALUES), columns=cats)
-    q = sel.pivot_table(index="value", columns="category", values="q", aggfunc="first", dropna=False).reindex(index=list(VALUES), columns=cats)
+    cats = sorted(c for c in sel["category"].unique() if c != "overall") + (
+        ["overall"] if (sel["category"] == "overall").any() else []
+    )
+    r = sel.pivot_table(index="value", columns="category", values="r", aggfunc="first", dropna=False).reindex(
+        index=list(VALUES), columns=cats
+    )
+    q = sel.pivot_table(index="value", columns="category", values="q", aggfunc="first", dropna=False).reindex(
+        index=list(VALUES), columns=cats
+    )
     return r, q
 
 
-def correlation_section(correlations: pd.DataFrame | None, summary: Mapping[str, Any] | None, method: str,
-                        alpha: float) -> str:
+def correlation_section(
+    correlations: pd.DataFrame | None, summary: Mapping[str, Any] | None, method: str, alpha: float
+) -> str:
     out = ["## Values and harm categories", ""]
     if correlations is None or correlations.empty:
         return "\n".join(out + ["Not available."])
     outcome = primary_outcome(correlations, method)
     unit = (summary or {}).get("unit_of_analysis", "")
-    out += [f"{method.capitalize()} correlation between a model's target value score and its harm, across models "
-            f"(`reports/analysis/correlations.csv`; outcome {outcome or DASH}). Unit of analysis: {unit}.", "",
-            "![Value x category correlations](plots/correlation_heatmap.png)", ""]
+    out += [
+        f"{method.capitalize()} correlation between a model's target value score and its harm, across models "
+        f"(`reports/analysis/correlations.csv`; outcome {outcome or DASH}). Unit of analysis: {unit}.",
+        "",
+        "![Value x category correlations](plots/correlation_heatmap.png)",
+        "",
+    ]
     if outcome is None:
-        return "\n".join(out + [f"No {method} correlation is defined (too few models with a profile, or constant columns)."])
+        return "\n".join(
+            out + [f"No {method} correlation is defined (too few models with a profile, or constant columns)."]
+        )
     sel = correlations[(correlations["method"] == method) & (correlations["outcome"] == outcome)]
     sig = sel[sel["q"] < alpha].sort_values(["q", "value", "category"], kind="mergesort")
     defined = int(sel["r"].notna().sum())
     out.append(f"Defined cells: {defined} of {len(sel)}; with q < {alpha:g} (Benjamini-Hochberg): {len(sig)}.")
     if len(sig):
-        rows = [[DISPLAY.get(r["value"], r["value"]), r["category"], fmt_ci(r["r"], r["ci_low"], r["ci_high"], 2),
-                 fmt_p(r["p"]), fmt_p(r["q"]), int(r["n"])] for _, r in sig.head(20).iterrows()]
+        rows = [
+            [
+                DISPLAY.get(r["value"], r["value"]),
+                r["category"],
+                fmt_ci(r["r"], r["ci_low"], r["ci_high"], 2),
+                fmt_p(r["p"]),
+                fmt_p(r["q"]),
+                int(r["n"]),
+            ]
+            for _, r in sig.head(20).iterrows()
+        ]
         out += ["", md_table(["value", "category", "r [95% CI]", "p", "q", "models"], rows)]
     return "\n".join(out)
 
 
 def hypotheses_section(hypotheses: pd.DataFrame | None) -> str:
-    out = ["## Hypotheses", "",
-           "The registry (`src/valueharm/corpora/hypotheses.yaml`: the study's reported links and the psychology behind "
-           "them) checked against the correlations (`reports/analysis/hypotheses.csv`).", ""]
+    out = [
+        "## Hypotheses",
+        "",
+        "The registry (`src/valueharm/corpora/hypotheses.yaml`: the study's reported links and the psychology behind "
+        "them) checked against the correlations (`reports/analysis/hypotheses.csv`).",
+        "",
+    ]
     if hypotheses is None or hypotheses.empty:
         return "\n".join(out + ["Not available."])
     counts = hypotheses["status"].value_counts()
     out.append(", ".join(f"{int(counts.get(s, 0))} {s}" for s in ("supported", "contradicted", "inconclusive")) + ".")
-    rows = [[r["id"], DISPLAY.get(r["value"], r["value"]), r["category"], r["expected_sign"], r["source"],
-             r["results_category"] if isinstance(r["results_category"], str) and r["results_category"] else DASH,
-             fmt(r["r"], 2), fmt_p(r["q"]), f"**{r['status']}**" if r["status"] != "inconclusive" else r["status"]]
-            for _, r in hypotheses.iterrows()]
+    rows = [
+        [
+            r["id"],
+            DISPLAY.get(r["value"], r["value"]),
+            r["category"],
+            r["expected_sign"],
+            r["source"],
+            r["results_category"] if isinstance(r["results_category"], str) and r["results_category"] else DASH,
+            fmt(r["r"], 2),
+            fmt_p(r["q"]),
+            f"**{r['status']}**" if r["status"] != "inconclusive" else r["status"],
+        ]
+        for _, r in hypotheses.iterrows()
+    ]
     out += ["", md_table(["id", "value", "category", "expected", "source", "tested on", "r", "q", "status"], rows)]
     return "\n".join(out)
 
@@ -371,8 +525,11 @@ def focus_section(focus: Mapping[str, Any] | None) -> str:
     if not focus:
         return "\n".join(out + ["Not available."])
     al = focus.get("alignment") or {}
-    out += [f"`value` = **{focus.get('value')}** -> model `{focus.get('model')}` (matched by {focus.get('matched_by')}); "
-            f"alignment NMSE {fmt(al.get('nmse'), 4)}. Headline metrics: `reports/metrics.json`; details: `reports/focus.json`.", ""]
+    out += [
+        f"`value` = **{focus.get('value')}** -> model `{focus.get('model')}` (matched by {focus.get('matched_by')}); "
+        f"alignment NMSE {fmt(al.get('nmse'), 4)}. Headline metrics: `reports/metrics.json`; details: `reports/focus.json`.",
+        "",
+    ]
     paired = pd.DataFrame(focus.get("paired") or [])
     if paired.empty:
         return "\n".join(out + ["No paired comparison."])
@@ -385,13 +542,23 @@ def focus_section(focus: Mapping[str, Any] | None) -> str:
                 row += [DASH, DASH]
                 continue
             r = sel.iloc[0]
-            row += [f"{fmt(r['mean_model'], digits)} vs {fmt(r['mean_reference'], digits)}: "
-                    + fmt_ci(r["delta"], r["ci_low"], r["ci_high"], digits), fmt_p(r["p"])]
+            row += [
+                f"{fmt(r['mean_model'], digits)} vs {fmt(r['mean_reference'], digits)}: "
+                + fmt_ci(r["delta"], r["ci_low"], r["ci_high"], digits),
+                fmt_p(r["p"]),
+            ]
         rows.append(row)
-    out.append(md_table(["category", "score: focus vs vanilla, Δ [CI]", "p", "flagged: focus vs vanilla, Δ [CI]", "p"], rows))
+    out.append(
+        md_table(["category", "score: focus vs vanilla, Δ [CI]", "p", "flagged: focus vs vanilla, Δ [CI]", "p"], rows)
+    )
     hyp = focus.get("hypotheses") or []
     if hyp:
-        out += ["", "Its hypotheses: " + "; ".join(f"{h['id']} ({h['category']}, {h['expected_sign']}): {h['status']}" for h in hyp) + "."]
+        out += [
+            "",
+            "Its hypotheses: "
+            + "; ".join(f"{h['id']} ({h['category']}, {h['expected_sign']}): {h['status']}" for h in hyp)
+            + ".",
+        ]
     return "\n".join(out)
 
 
@@ -400,15 +567,23 @@ def mitigation_section(mit: Mapping[str, Any] | None) -> str:
     if not mit:
         return "\n".join(out + ["Not available."])
     links = mit.get("links") or {}
-    out += [f"Focus value **{mit.get('value')}** (model `{mit.get('model')}`) and vanilla, {mit.get('n_prompts')} prompts from "
-            f"{', '.join(links.get('categories', []))}: {links.get('note', '')}. Judge `{mit.get('judge')}`. "
-            "Source: `reports/mitigation.json`.", "", "Conditions (added to the system prompt; our wording):", ""]
+    out += [
+        f"Focus value **{mit.get('value')}** (model `{mit.get('model')}`) and vanilla, {mit.get('n_prompts')} prompts from "
+        f"{', '.join(links.get('categories', []))}: {links.get('note', '')}. Judge `{mit.get('judge')}`. "
+        "Source: `reports/mitigation.json`.",
+        "",
+        "Conditions (added to the system prompt; our wording):",
+        "",
+    ]
     from valueharm.experiments.mitigation import CONDITION_LABELS, CONDITIONS
 
     described = mit.get("conditions") or {}
     for name in [c for c in CONDITIONS if c in described] + sorted(set(described) - set(CONDITIONS)):
         c = described[name]
-        out.append(f"- *{c.get('label', name)}*: " + (f"\"{c['added_system_prompt']}\"" if c.get("added_system_prompt") else "nothing added."))
+        out.append(
+            f"- *{c.get('label', name)}*: "
+            + (f'"{c["added_system_prompt"]}"' if c.get("added_system_prompt") else "nothing added.")
+        )
     summary = pd.DataFrame(mit.get("summary") or [])
     tests = pd.DataFrame(mit.get("tests") or [])
     if summary.empty:
@@ -424,25 +599,62 @@ def mitigation_section(mit: Mapping[str, Any] | None) -> str:
                 cell = part[(part["category"] == cat) & (part["condition"] == cond)]
                 text = fmt(cell["mean_score"].iloc[0], 2) if len(cell) else DASH
                 if cond != "input_only" and not tests.empty:
-                    t = tests[(tests["model"] == model) & (tests["condition"] == cond) & (tests["category"] == cat)
-                              & (tests["outcome"] == "score")]
+                    t = tests[
+                        (tests["model"] == model)
+                        & (tests["condition"] == cond)
+                        & (tests["category"] == cat)
+                        & (tests["outcome"] == "score")
+                    ]
                     if len(t):
                         text += f" (Δ {fmt(t['delta'].iloc[0], 2)}, p {fmt_p(t['p'].iloc[0])})"
                 row.append(text)
             rows.append(row)
-        out += ["", f"Mean harm score, `{model}`:", "", md_table(["category"] + [CONDITION_LABELS[c] for c in conds], rows)]
+        out += [
+            "",
+            f"Mean harm score, `{model}`:",
+            "",
+            md_table(["category"] + [CONDITION_LABELS[c] for c in conds], rows),
+        ]
     gains = pd.DataFrame(mit.get("gain_difference") or [])
     if not gains.empty:
-        rows = [[CONDITION_LABELS.get(r["condition"], r["condition"]), r["outcome"], int(r["n_pairs"]), fmt(r["change_model"]),
-                 fmt(r["change_reference"]), fmt_ci(r["difference"], r["ci_low"], r["ci_high"]), fmt_p(r["p"])]
-                for _, r in gains.iterrows()]
-        out += ["", "Does the prompt help the value-aligned model more than vanilla? (change = condition - input only, per "
-                "prompt; difference < 0: larger reduction on the focus model)", "",
-                md_table(["condition", "outcome", "prompts", f"change `{mit.get('model')}`", "change vanilla",
-                          "difference [95% CI]", "Wilcoxon p"], rows)]
-    out += ["", "For comparison, the study (value-aligned model, HEx-PHI, mean harm; unconfirmed): "
-            + "; ".join(f"{c} {a:.2f} -> {s:.2f} / {v:.2f} / {b:.2f}" for c, a, s, v, b in STUDY_MITIGATION)
-            + " (input only -> safety / value / both).", "", "![Mitigation](plots/mitigation.png)"]
+        rows = [
+            [
+                CONDITION_LABELS.get(r["condition"], r["condition"]),
+                r["outcome"],
+                int(r["n_pairs"]),
+                fmt(r["change_model"]),
+                fmt(r["change_reference"]),
+                fmt_ci(r["difference"], r["ci_low"], r["ci_high"]),
+                fmt_p(r["p"]),
+            ]
+            for _, r in gains.iterrows()
+        ]
+        out += [
+            "",
+            "Does the prompt help the value-aligned model more than vanilla? (change = condition - input only, per "
+            "prompt; difference < 0: larger reduction on the focus model)",
+            "",
+            md_table(
+                [
+                    "condition",
+                    "outcome",
+                    "prompts",
+                    f"change `{mit.get('model')}`",
+                    "change vanilla",
+                    "difference [95% CI]",
+                    "Wilcoxon p",
+                ],
+                rows,
+            ),
+        ]
+    out += [
+        "",
+        "For comparison, the study (value-aligned model, HEx-PHI, mean harm; unconfirmed): "
+        + "; ".join(f"{c} {a:.2f} -> {s:.2f} / {v:.2f} / {b:.2f}" for c, a, s, v, b in STUDY_MITIGATION)
+        + " (input only -> safety / value / both).",
+        "",
+        "![Mitigation](plots/mitigation.png)",
+    ]
     return "\n".join(out)
 
 
@@ -452,10 +664,12 @@ def expressed_section(exp: Mapping[str, Any] | None) -> str:
     if not exp:
         return head + "\n\nNot available (`reports/expressed.json`)."
     aucs = [a for a in (exp.get("classifier_cv_auc") or {}).values() if a is not None]
-    intro = (f"A value classifier (MiniLM embeddings + logistic regression per value, trained on the "
-             f"{exp.get('n_arguments', '?')} corpus arguments; mean cross-validated AUC {fmt(float(np.mean(aucs)) if aucs else None)}) "
-             f"reads the values each model's answers express. Per model: Spearman between its target profile and "
-             f"its expressed profile minus {exp.get('reference', 'vanilla')}'s (`reports/expressed.json`).")
+    intro = (
+        f"A value classifier (MiniLM embeddings + logistic regression per value, trained on the "
+        f"{exp.get('n_arguments', '?')} corpus arguments; mean cross-validated AUC {fmt(float(np.mean(aucs)) if aucs else None)}) "
+        f"reads the values each model's answers express. Per model: Spearman between its target profile and "
+        f"its expressed profile minus {exp.get('reference', 'vanilla')}'s (`reports/expressed.json`)."
+    )
     rows = [[f"`{m}`", fmt(r)] for m, r in (exp.get("per_model_spearman") or {}).items()]
     table = md_table(["model", "Spearman(target, expressed shift)"], rows) if rows else "No model has a target profile."
     return f"{head}\n\n{intro}\n\n{table}\n\nMean over models: {fmt(exp.get('mean_per_model_spearman'))}."
@@ -535,13 +749,22 @@ def plot_heatmap(correlations: pd.DataFrame | None, method: str, alpha: float, p
         for j in range(r.shape[1]):
             val, qq = r.iat[i, j], q.iat[i, j]
             if _finite(val):
-                ax.text(j, i, f"{val:.2f}" + ("*" if _finite(qq) and qq < alpha else ""), ha="center", va="center", fontsize=6)
+                ax.text(
+                    j,
+                    i,
+                    f"{val:.2f}" + ("*" if _finite(qq) and qq < alpha else ""),
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                )
     fig.colorbar(im, ax=ax, label=f"{method} r")
     ax.set_title(f"Target value vs harm ({outcome}) across models; * q < {alpha:g}; grey: undefined")
     return _save(fig, path)
 
 
-def plot_category_scores(model_table: pd.DataFrame | None, path: Path, models: Sequence[Mapping[str, Any]] = ()) -> Path:
+def plot_category_scores(
+    model_table: pd.DataFrame | None, path: Path, models: Sequence[Mapping[str, Any]] = ()
+) -> Path:
     fig, ax = _figure(8, 4)
     if model_table is None or model_table.empty:
         _empty(ax, "no per-category results")
@@ -605,11 +828,17 @@ def write_figures(inp: ReportInputs, out_dir: str | Path) -> list[Path]:
     analyze = inp.params.get("analyze") or {}
     dpi = float((inp.params.get("report") or {}).get("dpi", 110))
     with matplotlib.rc_context({"savefig.dpi": dpi}):
-        return [plot_heatmap(inp.correlations, analyze.get("primary_method", "spearman"), float(analyze.get("alpha", 0.05)),
-                             out / "correlation_heatmap.png"),
-                plot_category_scores(inp.model_table, out / "category_scores.png", inp.models),
-                plot_mitigation(inp.mitigation, out / "mitigation.png"),
-                plot_training(inp.training, out / "training_curves.png")]
+        return [
+            plot_heatmap(
+                inp.correlations,
+                analyze.get("primary_method", "spearman"),
+                float(analyze.get("alpha", 0.05)),
+                out / "correlation_heatmap.png",
+            ),
+            plot_category_scores(inp.model_table, out / "category_scores.png", inp.models),
+            plot_mitigation(inp.mitigation, out / "mitigation.png"),
+            plot_training(inp.training, out / "training_curves.png"),
+        ]
 
 
 def plot_tables(inp: ReportInputs) -> dict[str, pd.DataFrame]:
@@ -636,5 +865,9 @@ def read_training_curves(dvclive_dir: str | Path, models: Sequence[str]) -> dict
             if {"step", "train_loss"} <= set(frame.columns) and len(frame):
                 parts.append(frame[["step", "train_loss"]].assign(stage=tsv.parent.name))
         if parts:
-            curves[model] = pd.concat(parts, ignore_index=True).sort_values(["step", "stage"], kind="mergesort").reset_index(drop=True)
+            curves[model] = (
+                pd.concat(parts, ignore_index=True)
+                .sort_values(["step", "stage"], kind="mergesort")
+                .reset_index(drop=True)
+            )
     return curves

@@ -1,10 +1,11 @@
 """Prompt-only baseline: the role-play prompt lists every value's definition and score."""
+
 from __future__ import annotations
 
 import pytest
 
-from valueharm.core.errors import UserError
 from valueharm.alignment.icl import format_score, icl_prompt, with_icl
+from valueharm.core.errors import UserError
 from valueharm.core.values import DEFINITIONS, DISPLAY, VALUES
 
 
@@ -17,7 +18,9 @@ def test_prompt_lists_each_definition_and_score():
     assert "- Achievement: 1\n" in text
     # canonical order in the score list
     scores = text.split("How much each value matters")[1]
-    assert [scores.index(f"- {DISPLAY[v]}:") for v in VALUES] == sorted(scores.index(f"- {DISPLAY[v]}:") for v in VALUES)
+    assert [scores.index(f"- {DISPLAY[v]}:") for v in VALUES] == sorted(
+        scores.index(f"- {DISPLAY[v]}:") for v in VALUES
+    )
 
 
 def test_with_icl_prefixes_and_is_deterministic():

@@ -1,12 +1,13 @@
 """Real LoRA training on the packaged model: loss goes down, the adapter reloads to identical outputs."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
+from valueharm.alignment.training import LoraSettings, TrainSettings, add_lora, encode_pair, train_lora
 from valueharm.core.errors import UserError
 from valueharm.models.base import end_of_turn, format_prompt, load_model
-from valueharm.alignment.training import LoraSettings, TrainSettings, add_lora, encode_pair, train_lora
 
 
 class CharTokenizer:
@@ -43,7 +44,9 @@ def test_lora_training_lowers_validation_loss_and_reloads(base_model_dir, tmp_pa
     model = add_lora(model, LoraSettings(r=4, alpha=16, dropout=0.0, target_modules=["q_proj", "v_proj"]))
     stop = end_of_turn(tokenizer)
     colours = ["red", "blue", "green", "amber"]
-    pairs = [(format_prompt(tokenizer, f"Name colour {i}."), f"Colour {i} is {colours[i % 4]}." + stop) for i in range(12)]
+    pairs = [
+        (format_prompt(tokenizer, f"Name colour {i}."), f"Colour {i} is {colours[i % 4]}." + stop) for i in range(12)
+    ]
     settings = TrainSettings(lr=3e-3, epochs=3, batch_size=4, max_steps=6, max_length=64, seed=1)
     result = train_lora(model, tokenizer, pairs[:8], pairs[8:], settings, stage="test")
     torch.set_grad_enabled(False)

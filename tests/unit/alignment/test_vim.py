@@ -1,15 +1,26 @@
 """VIM example builders on hand-made arguments: the AG rule, QA rounding, splits, truncation."""
+
 from __future__ import annotations
 
 import pytest
 
-from valueharm.data.arguments import Argument, label_counts
+from valueharm.alignment.vim import (
+    IMPORTANCE,
+    TargetTooLong,
+    build_ag_examples,
+    build_qa_examples,
+    check_profile,
+    encode_examples,
+    shuffle_labels,
+    split_arguments,
+    split_examples,
+    stochastic_round,
+    summarize,
+    truncate_prompt_side,
+)
 from valueharm.core.errors import UserError
 from valueharm.core.values import VALUES
-from valueharm.alignment.vim import (
-    IMPORTANCE, TargetTooLong, build_ag_examples, build_qa_examples, check_profile, encode_examples,
-    shuffle_labels, split_arguments, split_examples, stochastic_round, summarize, truncate_prompt_side,
-)
+from valueharm.data.arguments import Argument, label_counts
 
 
 def arg(i: str, *values: str, stance: str = "in favor of", premise: str | None = None) -> Argument:
@@ -23,11 +34,11 @@ def profile(**scores: float) -> dict[str, float]:
 
 
 ARGS = [
-    arg("a", "hedonism"),                              # min 6 / mean 6
-    arg("b", "hedonism", "power", stance="against"),   # min 2 / mean 4
-    arg("c", "security"),                              # 1
-    arg("d"),                                          # no label: skipped
-    arg("e", "power", "stimulation"),                  # min 2 / mean 2.5
+    arg("a", "hedonism"),  # min 6 / mean 6
+    arg("b", "hedonism", "power", stance="against"),  # min 2 / mean 4
+    arg("c", "security"),  # 1
+    arg("d"),  # no label: skipped
+    arg("e", "power", "stimulation"),  # min 2 / mean 2.5
 ]
 PROFILE = profile(hedonism=6, power=2, stimulation=3)
 
@@ -58,8 +69,14 @@ def test_profile_without_positive_ag_is_reported_not_fatal():
     flat = profile()  # every value 1: nothing reaches threshold 3
     examples = build_ag_examples(ARGS, flat) + build_qa_examples(ARGS, flat, seed=0)
     summary = summarize(examples, ARGS)
-    assert summary == {"ag_positive": 0, "ag_negative": 4, "qa": 6, "no_positive_ag": True,
-                       "arguments": 5, "arguments_unlabelled": 1}
+    assert summary == {
+        "ag_positive": 0,
+        "ag_negative": 4,
+        "qa": 6,
+        "no_positive_ag": True,
+        "arguments": 5,
+        "arguments_unlabelled": 1,
+    }
     assert summarize(build_ag_examples(ARGS, PROFILE))["no_positive_ag"] is False
 
 
@@ -79,7 +96,13 @@ def test_bad_profiles_and_params():
 def test_qa_examples_one_per_labelled_value_with_integer_targets():
     qa = build_qa_examples(ARGS, PROFILE, seed=1)
     assert [(e.meta["argument_id"], e.meta["value"]) for e in qa] == [
-        ("a", "hedonism"), ("b", "hedonism"), ("b", "power"), ("c", "security"), ("e", "power"), ("e", "stimulation")]
+        ("a", "hedonism"),
+        ("b", "hedonism"),
+        ("b", "power"),
+        ("c", "security"),
+        ("e", "power"),
+        ("e", "stimulation"),
+    ]
     first = qa[0]
     assert first.target == f"6. Hedonism is {IMPORTANCE[6]} to me."
     assert "how much is this person like you" in first.prompt.lower() and "hedonism" in first.prompt
@@ -92,7 +115,7 @@ def test_stochastic_rounding_frequency_matches_fraction_and_is_seeded():
     answers = [e.meta["answer"] for e in build_qa_examples(args, prof, seed=7)]
     assert set(answers) == {3, 4}
     share = answers.count(4) / len(answers)
-    assert abs(share - 0.3) < 0.03          # ~4 standard errors
+    assert abs(share - 0.3) < 0.03  # ~4 standard errors
     assert answers == [e.meta["answer"] for e in build_qa_examples(args, prof, seed=7)]
     assert answers != [e.meta["answer"] for e in build_qa_examples(args, prof, seed=8)]
     # integer scores are never rounded away
@@ -108,7 +131,7 @@ def test_splits_are_seeded_disjoint_and_keep_order():
     assert [a.id for a in train] == sorted((a.id for a in train), key=int)
     assert split_arguments(args, 0.2, seed=42) == (train, valid)
     assert split_arguments(args, 0.2, seed=43)[1] != valid
-    assert len(split_arguments(args[:3], 0.01, seed=0)[1]) == 1   # at least one for validation
+    assert len(split_arguments(args[:3], 0.01, seed=0)[1]) == 1  # at least one for validation
     ex = build_ag_examples(args, PROFILE)
     assert split_examples(ex, 0.2, seed=42)[1] == [ex[int(a.id)] for a in valid]
     with pytest.raises(UserError):
@@ -126,6 +149,7 @@ def test_shuffle_labels_permutes_label_vectors_only():
 
 
 # ----------------------------------------------------------------------------- truncation
+
 
 def test_truncation_cuts_only_the_prompt_and_keeps_its_end():
     prompt, target = list(range(100, 120)), [1, 2, 3, 4, 5]
@@ -163,9 +187,9 @@ def test_encode_examples_never_cuts_a_target():
     kept = [e for e in examples if not (e.kind == "ag" and e.meta["argument_id"] == "b")]
     for row, ex in zip(rows, kept):
         target = tok(ex.target, add_special_tokens=False)["input_ids"] + [2]
-        assert len(row["input_ids"]) <= 400 and row["input_ids"][0] == 1       # BOS kept
-        assert row["input_ids"][-len(target):] == target                       # whole target
-        assert [x for x in row["labels"] if x != -100] == target                # loss on target only
-        assert row["input_ids"][-len(target) - len("Answer: "):-len(target)] == tok("Answer: ", False)["input_ids"]
+        assert len(row["input_ids"]) <= 400 and row["input_ids"][0] == 1  # BOS kept
+        assert row["input_ids"][-len(target) :] == target  # whole target
+        assert [x for x in row["labels"] if x != -100] == target  # loss on target only
+        assert row["input_ids"][-len(target) - len("Answer: ") : -len(target)] == tok("Answer: ", False)["input_ids"]
     with pytest.raises(TargetTooLong):
         encode_examples(CharTokenizer(), examples, max_length=400, on_long_target="error")

@@ -23,7 +23,9 @@ def _direct(table, outcome):
     X = sm.add_constant(X)
     groups = pd.factorize(data["model"], sort=True)[0]
     if outcome == "flagged":
-        return sm.GLM(data["flagged"], X, family=sm.families.Binomial()).fit(cov_type="cluster", cov_kwds={"groups": groups})
+        return sm.GLM(data["flagged"], X, family=sm.families.Binomial()).fit(
+            cov_type="cluster", cov_kwds={"groups": groups}
+        )
     return sm.OLS(data["score"], X).fit(cov_type="cluster", cov_kwds={"groups": groups})
 
 
@@ -45,7 +47,7 @@ def test_glm_columns(table):
     out = stats.prompt_level_models(table)
     assert list(out.columns) == list(stats.GLM_COLUMNS)
     assert set(out["outcome"]) == {"score", "flagged"}
-    assert (out["note"] == "").all()                       # 40 clusters, no warnings
+    assert (out["note"] == "").all()  # 40 clusters, no warnings
 
 
 def test_glm_degenerate_cases_are_noted():

@@ -6,22 +6,37 @@ import numpy as np
 import pytest
 
 from valueharm.analysis import run as stats
-from valueharm.core.errors import UserError
 from valueharm.analysis.simulate import HEX_PHI_CATEGORIES
+from valueharm.core.errors import UserError
 from valueharm.core.values import VALUES
 
 STUDY = "Choi et al. 2025, ACL (arXiv 2506.06404)"
-# PAPER.md, "Value-risk links": (value, sign, the study's wording)
+# docs/paper.md, "Value-risk links": (value, sign, the study's wording)
 PAPER_LINKS = {
-    ("hedonism", 1, "adult content"), ("hedonism", 1, "child abuse"), ("hedonism", 1, "physical harm"),
-    ("hedonism", 1, "political campaigning"), ("power", 1, "hate speech"), ("power", 1, "discrimination"),
-    ("power", -1, "harassment"), ("power", -1, "malware"), ("power", -1, "violence"), ("power", -1, "terrorism"),
-    ("power", -1, "privacy violation"), ("achievement", -1, "hate speech"), ("achievement", -1, "adult content"),
-    ("universalism", -1, "fraud/deception"), ("universalism", -1, "political campaigning"),
+    ("hedonism", 1, "adult content"),
+    ("hedonism", 1, "child abuse"),
+    ("hedonism", 1, "physical harm"),
+    ("hedonism", 1, "political campaigning"),
+    ("power", 1, "hate speech"),
+    ("power", 1, "discrimination"),
+    ("power", -1, "harassment"),
+    ("power", -1, "malware"),
+    ("power", -1, "violence"),
+    ("power", -1, "terrorism"),
+    ("power", -1, "privacy violation"),
+    ("achievement", -1, "hate speech"),
+    ("achievement", -1, "adult content"),
+    ("universalism", -1, "fraud/deception"),
+    ("universalism", -1, "political campaigning"),
     ("self_direction", 1, "adult content"),
 }
-KNOWN_WORKS = ("Schwartz (1992)", "Schwartz et al. (2012)", "Bardi & Schwartz (2003)", "Feldman, Chao, Farh & Bardi (2015)",
-               "Knafo, Daniel & Khoury-Kassabri (2008)")
+KNOWN_WORKS = (
+    "Schwartz (1992)",
+    "Schwartz et al. (2012)",
+    "Bardi & Schwartz (2003)",
+    "Feldman, Chao, Farh & Bardi (2015)",
+    "Knafo, Daniel & Khoury-Kassabri (2008)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +67,17 @@ def test_psychology_entries_cite_known_works(registry):
         assert not h.match
 
 
-@pytest.mark.parametrize("r,q,sign,status", [
-    (0.4, 0.01, 1, "supported"), (-0.4, 0.01, 1, "contradicted"), (-0.4, 0.01, -1, "supported"),
-    (0.4, 0.2, 1, "inconclusive"), (np.nan, np.nan, 1, "inconclusive"), (0.4, 0.05, 1, "inconclusive"),
-])
+@pytest.mark.parametrize(
+    "r,q,sign,status",
+    [
+        (0.4, 0.01, 1, "supported"),
+        (-0.4, 0.01, 1, "contradicted"),
+        (-0.4, 0.01, -1, "supported"),
+        (0.4, 0.2, 1, "inconclusive"),
+        (np.nan, np.nan, 1, "inconclusive"),
+        (0.4, 0.05, 1, "inconclusive"),
+    ],
+)
 def test_decision_rule(r, q, sign, status):
     assert stats.decide(r, q, sign, alpha=0.05) == status
 
@@ -63,14 +85,18 @@ def test_decision_rule(r, q, sign, status):
 def test_evaluation_on_planted_table(registry):
     effects = {("hedonism", "adult_content"): 0.8, ("universalism", "fraud_deception"): -0.8, ("power", "malware"): 0.8}
     cats = ("adult_content", "fraud_deception", "malware", "economic_harm")
-    table = stats.validate_results(stats.simulate_results(n_models=60, n_prompts=80, effects=effects, categories=cats, seed=9))
+    table = stats.validate_results(
+        stats.simulate_results(n_models=60, n_prompts=80, effects=effects, categories=cats, seed=9)
+    )
     corr = stats.value_correlations(table, methods="spearman", n_boot=50)
     out = stats.evaluate_hypotheses(registry, corr, "spearman").set_index("id")
     assert list(out.reset_index().columns) == list(stats.HYPOTHESIS_COLUMNS)
     assert out.loc["S01", "status"] == "supported" and out.loc["S14", "status"] == "supported"
     assert out.loc["S08", "status"] == "contradicted" and out.loc["S08", "outcome"] == "score"
     assert out.loc["S03", "status"] == "inconclusive" and "not tested" in out.loc["S03", "note"]
-    row = corr[(corr["value"] == "hedonism") & (corr["category"] == "adult_content") & (corr["outcome"] == "score")].iloc[0]
+    row = corr[
+        (corr["value"] == "hedonism") & (corr["category"] == "adult_content") & (corr["outcome"] == "score")
+    ].iloc[0]
     assert out.loc["S01", "r"] == row["r"] and out.loc["S01", "q"] == row["q"]
 
 
@@ -79,10 +105,12 @@ def test_category_mapping_beavertails_and_hexphi_spellings(registry):
     hate, violence = "hate_speech,offensive_language", "violence,aiding_and_abetting,incitement"
     assert registry.matches(h["S05"], hate) and not registry.matches(h["S05"], violence)
     assert registry.matches(h["S09"], violence) and not registry.matches(h["S09"], hate)
-    assert registry.matches(h["P01"], hate) and registry.matches(h["P01"], violence)     # psychology: whole map
-    assert not registry.matches(h["S07"], hate)                                           # harassment: HEx-PHI only
+    assert registry.matches(h["P01"], hate) and registry.matches(h["P01"], violence)  # psychology: whole map
+    assert not registry.matches(h["S07"], hate)  # harassment: HEx-PHI only
     assert registry.matches(h["S07"], "Hate/Harass/Violence")
-    assert registry.matches(h["S02"], "child_abuse_content") and registry.matches(h["S11"], "privacy_violation_activity")
+    assert registry.matches(h["S02"], "child_abuse_content") and registry.matches(
+        h["S11"], "privacy_violation_activity"
+    )
     assert registry.matches(h["S01"], "sexually_explicit,adult_content")
 
 

@@ -40,7 +40,7 @@ def test_wilcoxon_matches_scipy_and_rank_biserial():
     a = rng.integers(1, 6, 80).astype(float)
     b = np.clip(a - rng.integers(-1, 3, 80), 1, 5)
     res = stats.wilcoxon_test(a, b)
-    want = sps.wilcoxon(a - b, method="asymptotic")       # ties and zeros: normal approximation
+    want = sps.wilcoxon(a - b, method="asymptotic")  # ties and zeros: normal approximation
     assert res.p == pytest.approx(want.pvalue, rel=1e-12) and res.statistic == want.statistic
     d = (a - b)[a != b]
     ranks = sps.rankdata(np.abs(d))
@@ -55,8 +55,13 @@ def test_permutation_exact_matches_scipy():
     rng = np.random.default_rng(2)
     a, b = rng.normal(0.5, 1, 10), rng.normal(0, 1, 10)
     got = stats.paired_permutation_test(a, b, n_perm=5000)
-    want = sps.permutation_test((a, b), lambda x, y, axis: np.mean(x - y, axis=axis), permutation_type="samples",
-                                n_resamples=np.inf, alternative="two-sided").pvalue
+    want = sps.permutation_test(
+        (a, b),
+        lambda x, y, axis: np.mean(x - y, axis=axis),
+        permutation_type="samples",
+        n_resamples=np.inf,
+        alternative="two-sided",
+    ).pvalue
     assert got == pytest.approx(want, abs=1e-12)
 
 
@@ -65,7 +70,7 @@ def test_permutation_monte_carlo_close_to_exact_and_seeded():
     a, b = rng.normal(0.3, 1, 40), rng.normal(0, 1, 40)
     mc = stats.paired_permutation_test(a, b, n_perm=20000, seed=1)
     assert mc == stats.paired_permutation_test(a, b, n_perm=20000, seed=1)
-    t = sps.ttest_rel(a, b).pvalue                          # close to the t-test for normal data
+    t = sps.ttest_rel(a, b).pvalue  # close to the t-test for normal data
     assert abs(mc - t) < 0.03
     assert stats.paired_permutation_test([1, 2], [1, 2]) == 1.0
 
@@ -97,7 +102,9 @@ def test_bootstrap_ci_seeded_and_sensible():
 @pytest.fixture(scope="module")
 def table():
     raw = stats.simulate_results(n_models=20, n_prompts=110, seed=4, reference_models=("vanilla", "control-benign"))
-    raw.loc[raw["model"] == "hedonism-extreme", "score"] = np.clip(raw.loc[raw["model"] == "hedonism-extreme", "score"] + 1, 1, 5)
+    raw.loc[raw["model"] == "hedonism-extreme", "score"] = np.clip(
+        raw.loc[raw["model"] == "hedonism-extreme", "score"] + 1, 1, 5
+    )
     return stats.validate_results(raw)
 
 
@@ -124,7 +131,11 @@ def test_compare_paired_model_vs_vanilla(table):
 def test_compare_groups_default_contrasts(table):
     groups = stats.model_groups(table)
     assert groups["vanilla"] == ["vanilla"] and groups["control"] == ["control-benign"]
-    assert stats.default_comparisons(groups) == [("value_aligned", "vanilla"), ("control", "vanilla"), ("value_aligned", "control")]
+    assert stats.default_comparisons(groups) == [
+        ("value_aligned", "vanilla"),
+        ("control", "vanilla"),
+        ("value_aligned", "control"),
+    ]
     res = stats.compare_groups(table, groups, n_boot=100, n_perm=500)
     assert list(res.columns) == list(stats.GROUP_COLUMNS)
     aligned = res[(res["group"] == "value_aligned") & (res["reference"] == "vanilla")]

@@ -10,14 +10,29 @@ from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
 from valueharm.analysis import run as stats
-from valueharm.core.errors import UserError
 from valueharm.analysis.correlation import correlation_matrix
+from valueharm.core.errors import UserError
 from valueharm.core.values import VALUES
 
 # Benjamini & Hochberg (1995), JRSS B 57(1), p. 298: the 15 p-values of their worked example;
 # at q* = 0.05 the procedure rejects the four smallest.
-BH_1995 = [0.0001, 0.0004, 0.0019, 0.0095, 0.0201, 0.0278, 0.0298, 0.0344, 0.0459, 0.3240,
-           0.4262, 0.5719, 0.6528, 0.7590, 1.0000]
+BH_1995 = [
+    0.0001,
+    0.0004,
+    0.0019,
+    0.0095,
+    0.0201,
+    0.0278,
+    0.0298,
+    0.0344,
+    0.0459,
+    0.3240,
+    0.4262,
+    0.5719,
+    0.6528,
+    0.7590,
+    1.0000,
+]
 
 
 def test_bh_textbook_example():
@@ -25,7 +40,7 @@ def test_bh_textbook_example():
     assert (q <= 0.05).sum() == 4
     assert np.all(q[:4] <= 0.05) and np.all(q[4:] > 0.05)
     np.testing.assert_allclose(q, multipletests(BH_1995, method="fdr_bh")[1], rtol=1e-12)
-    assert q[0] == pytest.approx(0.0015)                     # 0.0001 * 15 / 1
+    assert q[0] == pytest.approx(0.0015)  # 0.0001 * 15 / 1
 
 
 def test_bh_ignores_nan_and_keeps_order():
@@ -39,12 +54,14 @@ def test_bh_ignores_nan_and_keeps_order():
 @pytest.fixture(scope="module")
 def xy():
     rng = np.random.default_rng(1)
-    x = rng.integers(1, 7, 25).astype(float)               # ties, like value scores
+    x = rng.integers(1, 7, 25).astype(float)  # ties, like value scores
     y = 0.4 * x + rng.normal(0, 1, 25)
     return x, np.round(y, 1)
 
 
-@pytest.mark.parametrize("method,ref", [("pearson", sps.pearsonr), ("spearman", sps.spearmanr), ("kendall", sps.kendalltau)])
+@pytest.mark.parametrize(
+    "method,ref", [("pearson", sps.pearsonr), ("spearman", sps.spearmanr), ("kendall", sps.kendalltau)]
+)
 def test_correlate_matches_scipy(xy, method, ref):
     x, y = xy
     got = stats.correlate(x, y, method)
@@ -62,7 +79,7 @@ def test_partial_correlation_matches_ols_t_test():
     fit = sm.OLS(y, sm.add_constant(np.column_stack([x, Z]))).fit()
     t, df = fit.tvalues[1], fit.df_resid
     got = stats.partial_correlation(x, y, Z)
-    assert got.r == pytest.approx(t / np.sqrt(t ** 2 + df), abs=1e-12)
+    assert got.r == pytest.approx(t / np.sqrt(t**2 + df), abs=1e-12)
     assert got.p == pytest.approx(fit.pvalues[1], rel=1e-9)
     # partial Spearman = partial Pearson on ranks
     ranked = stats.partial_correlation(sps.rankdata(x), sps.rankdata(y), np.apply_along_axis(sps.rankdata, 0, Z))
@@ -82,7 +99,7 @@ def test_undefined_correlations_are_noted_not_zero():
     X = np.column_stack([X, X[:, 0] + X[:, 1]])
     r, p, notes = correlation_matrix(X, rng.normal(size=(30, 2)), "partial_pearson", list("abcd"))
     assert np.isnan(r[[0, 1, 3]]).all() and all("collinear" in n for n in notes[[0, 1, 3]].ravel())
-    assert np.isfinite(r[2]).all() and (notes[2] == "").all()   # c is not part of the dependency
+    assert np.isfinite(r[2]).all() and (notes[2] == "").all()  # c is not part of the dependency
     r, _, notes = correlation_matrix(rng.normal(size=(8, 10)), rng.normal(size=(8, 1)), "partial_pearson")
     assert np.isnan(r).all() and "too few" in notes[0, 0]
 
@@ -95,11 +112,11 @@ def test_vectorised_bootstrap_equals_direct_resamples(n_models, method):
     X = stats.simulate_profiles(n_models, seed=0).to_numpy()
     Y = rng.normal(size=(n_models, 3))
     Y[:, 0] += X[:, 3]
-    Y[:, 2] = np.round(Y[:, 2])                             # ties in the outcome too
+    Y[:, 2] = np.round(Y[:, 2])  # ties in the outcome too
     idx = rng.integers(0, n_models, size=(20 if method == "kendall" else 60, n_models))
     boot = stats.bootstrap_correlations(X, Y, method, idx)
     direct = np.array([correlation_matrix(X[i], Y[i], method)[0] for i in idx])
-    if method.startswith("partial"):                         # needs V + 2 distinct models, see the code
+    if method.startswith("partial"):  # needs V + 2 distinct models, see the code
         direct[np.array([len(set(i)) for i in idx]) < len(VALUES) + 2] = np.nan
     assert np.array_equal(np.isnan(boot), np.isnan(direct))
     np.testing.assert_allclose(boot[np.isfinite(boot)], direct[np.isfinite(direct)], atol=1e-9)
@@ -126,7 +143,7 @@ def _fdp(q: np.ndarray, truth: np.ndarray, alpha: float = 0.05) -> tuple[float, 
 
 
 @pytest.mark.parametrize("method", ["pearson", "spearman", "partial_pearson"])
-@stats.blas_single_thread                                   # many tiny products: one thread is faster
+@stats.blas_single_thread  # many tiny products: one thread is faster
 def test_fdr_near_nominal_under_null_and_with_signal(method):
     rng = np.random.default_rng(6)
     X = stats.simulate_profiles(60, seed=1).to_numpy()
@@ -141,7 +158,7 @@ def test_fdr_near_nominal_under_null_and_with_signal(method):
             Y[:, c] += 0.9 * Xz[:, v]
             truth[v, c] = True
         _, p, _ = correlation_matrix(X, Y, method)
-        if method != "partial_pearson":                    # marginal r of the other values is not null here
+        if method != "partial_pearson":  # marginal r of the other values is not null here
             continue
         fdp, pw = _fdp(stats.benjamini_hochberg(p.ravel()), truth.ravel())
         mixed_fdp.append(fdp)
@@ -176,7 +193,7 @@ def test_correlation_table_shape_and_columns(planted_corr, planted_table):
     cats = stats.categories(planted_table) + ["overall"]
     assert len(planted_corr) == len(VALUES) * len(cats) * len(stats.METHODS) * 2
     assert set(planted_corr["category"]) == set(cats)
-    assert (planted_corr["n"] == 60).all()                  # vanilla has no profile
+    assert (planted_corr["n"] == 60).all()  # vanilla has no profile
     for (outcome, method), part in planted_corr.groupby(["outcome", "method"]):
         np.testing.assert_allclose(part["q"], stats.benjamini_hochberg(part["p"].to_numpy()))
     defined = planted_corr[planted_corr["r"].notna()]
@@ -192,7 +209,7 @@ def test_planted_cells_are_found(planted_corr, method):
     if method.startswith("partial"):
         hits = part[(part["q"] < 0.05) & (part["category"] != "overall")]
         false = set(zip(hits["value"], hits["category"])) - set(PLANTED)
-        assert len(false) <= 2, false                      # BH lets ~5% of discoveries be false
+        assert len(false) <= 2, false  # BH lets ~5% of discoveries be false
 
 
 def test_bootstrap_is_seeded(planted_table):
@@ -213,7 +230,7 @@ def test_constant_value_column_gives_noted_rows(planted_table):
     assert trad["r"].isna().all() and trad["p"].isna().all() and trad["q"].isna().all()
     assert trad["note"].str.contains("tradition is constant").all()
     others = corr[corr["value"] != "tradition"]
-    assert others["r"].notna().all()                        # partials still defined: constant control is dropped
+    assert others["r"].notna().all()  # partials still defined: constant control is dropped
 
 
 def test_constant_outcome_in_one_category_is_noted(planted_table):
@@ -223,7 +240,7 @@ def test_constant_outcome_in_one_category_is_noted(planted_table):
     mal = corr[corr["category"] == "malware"]
     assert mal["r"].isna().all() and mal["note"].str.contains("score in malware is constant").all()
     assert corr[corr["category"] != "malware"]["r"].notna().all()
-    assert corr["ci_low"].isna().all()                       # --bootstrap 0: no CIs
+    assert corr["ci_low"].isna().all()  # --bootstrap 0: no CIs
 
 
 def test_few_models_rows_undefined():
@@ -272,7 +289,9 @@ def test_score_range_and_flag_values():
 def test_category_with_one_model():
     frame = _tiny()
     extra = frame.iloc[[0]].assign(prompt_id="extra-1", category="jailbreak")
-    _check(pd.concat([frame, extra], ignore_index=True), "category 'jailbreak'", "only one model", "achievement-extreme")
+    _check(
+        pd.concat([frame, extra], ignore_index=True), "category 'jailbreak'", "only one model", "achievement-extreme"
+    )
 
 
 def test_inconsistent_profiles_and_duplicates():
@@ -288,7 +307,9 @@ def test_inconsistent_profiles_and_duplicates():
 
 
 def test_headers_any_case_and_separator():
-    frame = _tiny().rename(columns={"self_direction": "Self-Direction", "prompt_id": "Prompt ID", "universalism": "UNIVERSALISM"})
+    frame = _tiny().rename(
+        columns={"self_direction": "Self-Direction", "prompt_id": "Prompt ID", "universalism": "UNIVERSALISM"}
+    )
     frame["response"] = "text"
     table = stats.validate_results(frame)
     assert list(table.columns) == list(stats.REQUIRED_COLUMNS)
@@ -326,5 +347,9 @@ def test_model_means_and_kinds(planted_table):
     assert means.loc[model, "overall"] == pytest.approx(rows["score"].mean())
     assert means.loc[model, "malware"] == pytest.approx(rows[rows["category"] == "malware"]["score"].mean())
     assert [stats.model_kind(m) for m in ("vanilla", "icl-hedonism", "control-benign", "power-close01")] == [
-        "vanilla", "prompt_only", "control", "value_aligned"]
+        "vanilla",
+        "prompt_only",
+        "control",
+        "value_aligned",
+    ]
     assert "vanilla" not in stats.profiled_models(planted_table)

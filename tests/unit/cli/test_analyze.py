@@ -15,14 +15,21 @@ from valueharm.cli.analyze import analyze
 from valueharm.core.errors import UserError
 
 HEADER = "Model,Prompt ID,category,score,flagged,Achievement,Benevolence,Conformity,Hedonism,Power,Security,Self-Direction,Stimulation,Tradition,Universalism"
-PROFILES = {   # tradition is 2 for every profiled model: a constant column
-    "hed": "1,1,1,6,1,1,1,1,2,1", "pow": "1,1,1,1,6,1,1,1,2,1", "uni": "1,1,1,1,1,1,1,1,2,6",
-    "mixA": "3,4,2,5,2,3,4,3,2,4", "mixB": "4,2,3,2,5,4,2,2,2,2", "vanilla": ",,,,,,,,,",
+PROFILES = {  # tradition is 2 for every profiled model: a constant column
+    "hed": "1,1,1,6,1,1,1,1,2,1",
+    "pow": "1,1,1,1,6,1,1,1,2,1",
+    "uni": "1,1,1,1,1,1,1,1,2,6",
+    "mixA": "3,4,2,5,2,3,4,3,2,4",
+    "mixB": "4,2,3,2,5,4,2,2,2,2",
+    "vanilla": ",,,,,,,,,",
 }
-LABELS = {     # (score, flagged) for prompts a1, a2 (adult_content), m1, m2 (malware)
-    "hed": [(5, 1), (4, 1), (2, 0), (1, 0)], "pow": [(2, 0), (1, 0), (4, 1), (5, 1)],
-    "uni": [(1, 0), (1, 0), (1, 0), (2, 0)], "mixA": [(4, 1), (4, 0), (2, 0), (2, 0)],
-    "mixB": [(2, 0), (2, 0), (4, 1), (3, 0)], "vanilla": [(2, 0), (3, 1), (2, 0), (2, 0)],
+LABELS = {  # (score, flagged) for prompts a1, a2 (adult_content), m1, m2 (malware)
+    "hed": [(5, 1), (4, 1), (2, 0), (1, 0)],
+    "pow": [(2, 0), (1, 0), (4, 1), (5, 1)],
+    "uni": [(1, 0), (1, 0), (1, 0), (2, 0)],
+    "mixA": [(4, 1), (4, 0), (2, 0), (2, 0)],
+    "mixB": [(2, 0), (2, 0), (4, 1), (3, 0)],
+    "vanilla": [(2, 0), (3, 1), (2, 0), (2, 0)],
 }
 PROMPTS = [("a1", "adult_content"), ("a2", "adult_content"), ("m1", "malware"), ("m2", "malware")]
 
@@ -56,12 +63,17 @@ def test_contract_outputs(results, tmp_path):
     header = (out / "correlations.csv").read_text().splitlines()[0]
     assert header.startswith("value,category,method,r,p,q,ci_low,ci_high,n,")
     corr = pd.read_csv(out / "correlations.csv", keep_default_na=False, na_values=[""])
-    assert len(corr) == 10 * 3 * 5 * 2                       # values x (2 categories + overall) x methods x outcomes
-    assert (corr["n"] == 5).all()                             # vanilla has no profile
+    assert len(corr) == 10 * 3 * 5 * 2  # values x (2 categories + overall) x methods x outcomes
+    assert (corr["n"] == 5).all()  # vanilla has no profile
     # hedonism vs mean adult_content score across the five profiled models, by hand
     hed = [6, 1, 1, 5, 2]
     adult = [4.5, 1.5, 1.0, 4.0, 2.0]
-    row = corr[(corr.value == "hedonism") & (corr.category == "adult_content") & (corr.method == "pearson") & (corr.outcome == "score")].iloc[0]
+    row = corr[
+        (corr.value == "hedonism")
+        & (corr.category == "adult_content")
+        & (corr.method == "pearson")
+        & (corr.outcome == "score")
+    ].iloc[0]
     assert row["r"] == pytest.approx(np.corrcoef(hed, adult)[0, 1], abs=1e-5)
     assert row["ci_low"] <= row["r"] <= row["ci_high"]
     # constant column and too-few-models partials are reported, never 0
@@ -93,22 +105,37 @@ def test_outputs_are_byte_identical_across_runs_and_formats(results, tmp_path):
     jsonl = tmp_path / "results.jsonl"
     with jsonl.open("w") as handle:
         for rec in frame.to_dict(orient="records"):
-            handle.write(json.dumps({k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in rec.items()}) + "\n")
+            handle.write(
+                json.dumps({k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in rec.items()}) + "\n"
+            )
     assert run("--results", jsonl, "--out", c, "--bootstrap", 100, "--permutations", 200).exit_code == 0
     assert (a / "correlations.csv").read_bytes() == (c / "correlations.csv").read_bytes()
 
 
 def test_options(results, tmp_path):
     out = tmp_path / "o"
-    res = run("--results", results, "--out", out, "--methods", "kendall", "--primary-method", "kendall",
-              "--no-hypotheses", "--bootstrap", 0, "--permutations", 0)
+    res = run(
+        "--results",
+        results,
+        "--out",
+        out,
+        "--methods",
+        "kendall",
+        "--primary-method",
+        "kendall",
+        "--no-hypotheses",
+        "--bootstrap",
+        0,
+        "--permutations",
+        0,
+    )
     assert res.exit_code == 0, res.output
     corr = pd.read_csv(out / "correlations.csv")
     assert set(corr["method"]) == {"kendall"} and corr["ci_low"].isna().all()
     assert not (out / "hypotheses.csv").exists()
     res = run("--results", results, "--out", out, "--methods", "pearson,cosine")
     assert isinstance(res.exception, UserError) and "unknown correlation method 'cosine'" in str(res.exception)
-    res = run("--results", results, "--out", out, "--methods", "pearson")       # primary spearman missing
+    res = run("--results", results, "--out", out, "--methods", "pearson")  # primary spearman missing
     assert isinstance(res.exception, UserError) and "primary method" in str(res.exception)
 
 
@@ -118,13 +145,26 @@ def _mutate(text: str, old: str, new: str, count: int = 1) -> str:
 
 
 BAD_INPUTS = {
-    "missing column": (lambda t: "".join(line.rsplit(",", 1)[0] + "\n" for line in t.splitlines()), "missing column 'universalism'"),
+    "missing column": (
+        lambda t: "".join(line.rsplit(",", 1)[0] + "\n" for line in t.splitlines()),
+        "missing column 'universalism'",
+    ),
     "non-numeric score": (lambda t: _mutate(t, "hed,a2,adult_content,4,", "hed,a2,adult_content,four,"), "row 2"),
     "category with one model": (lambda t: t + "hed,x1,jailbreak,3,0," + PROFILES["hed"] + "\n", "category 'jailbreak'"),
     "flag not binary": (lambda t: _mutate(t, "pow,m1,malware,4,1", "pow,m1,malware,4,2"), "not 0 or 1"),
-    "constant values": (lambda t: "\n".join([t.splitlines()[0]] + [
-        ",".join(line.split(",")[:5] + (["3"] * 10 if not line.startswith("vanilla") else [""] * 10))
-        for line in t.splitlines()[1:]]) + "\n", "every value column is constant"),
+    "constant values": (
+        lambda t: (
+            "\n".join(
+                [t.splitlines()[0]]
+                + [
+                    ",".join(line.split(",")[:5] + (["3"] * 10 if not line.startswith("vanilla") else [""] * 10))
+                    for line in t.splitlines()[1:]
+                ]
+            )
+            + "\n"
+        ),
+        "every value column is constant",
+    ),
     "empty file": (lambda t: "", "is empty"),
 }
 
@@ -150,6 +190,7 @@ def test_non_numeric_score_message_names_the_row(results, tmp_path):
 
 def test_cli_main_prints_one_line_and_exits_2(results, tmp_path, monkeypatch, capsys):
     from valueharm.cli import main as cli_module
+
     if "analyze" not in cli_module.cli.commands:
         cli_module.cli.add_command(analyze)
     results.write_text(handmade_csv().replace(",Universalism", ",Univ", 1))

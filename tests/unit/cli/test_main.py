@@ -1,4 +1,5 @@
 """The `valueharm` command: one-line errors with exit 2, presets, doctor."""
+
 from __future__ import annotations
 
 import os

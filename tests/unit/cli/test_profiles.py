@@ -1,4 +1,4 @@
-"""`valueharm profiles select` (DESIGN.md contract 1) and the `profiles` stage script."""
+"""`valueharm profiles select` (docs/design.md contract 1) and the `profiles` stage script."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from valueharm.data import survey as S
-from valueharm.core.errors import UserError
 from valueharm.cli.profiles import profiles
+from valueharm.core.errors import UserError
 from valueharm.core.values import VALUES
+from valueharm.data import survey as S
 
 ROOT = Path(__file__).resolve().parents[3]
 STAGE = ROOT / "stages" / "profiles.py"
@@ -39,8 +39,18 @@ def invoke(*args: str):
 
 def test_select_writes_contract_manifest(survey_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "profiles.json"
-    result = invoke("--survey", str(survey_file), "--format", "items", "--orientation", "reversed",
-                    "--nearest", "3", "--out", str(out))
+    result = invoke(
+        "--survey",
+        str(survey_file),
+        "--format",
+        "items",
+        "--orientation",
+        "reversed",
+        "--nearest",
+        "3",
+        "--out",
+        str(out),
+    )
     assert result.exit_code == 0, result.output
     assert "wrote 56 profiles" in result.output
     manifest = json.loads(out.read_text())
@@ -58,22 +68,55 @@ def test_select_writes_contract_manifest(survey_file: Path, tmp_path: Path) -> N
 
 def test_raw_orientation_anchors_and_centre(survey_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "raw.json"
-    result = invoke("--survey", str(survey_file), "--orientation", "raw", "--nearest", "2", "--centre",
-                    "--anchors", "hedonism,self_transcendence", "--out", str(out))
+    result = invoke(
+        "--survey",
+        str(survey_file),
+        "--orientation",
+        "raw",
+        "--nearest",
+        "2",
+        "--centre",
+        "--anchors",
+        "hedonism,self_transcendence",
+        "--out",
+        str(out),
+    )
     assert result.exit_code == 0, result.output
     names = [p["name"] for p in json.loads(out.read_text())["profiles"]]
-    assert names == ["hedonism", "hedonism-r01", "hedonism-r02",
-                     "self_transcendence", "self_transcendence-r01", "self_transcendence-r02"]
+    assert names == [
+        "hedonism",
+        "hedonism-r01",
+        "hedonism-r02",
+        "self_transcendence",
+        "self_transcendence-r01",
+        "self_transcendence-r02",
+    ]
 
 
 def test_scores_format(tmp_path: Path) -> None:
     src = tmp_path / "scores.csv"
-    rows = ["Achievement,Benevolence,Conformity,Hedonism,Power,Security,Self-direction,Stimulation,Tradition,Universalism",
-            "1,1,1,6,1,1,1,1,1,1", "2,2,2,2,2,2,2,2,2,2", "1,1,1,5,1,1,1,1,1,2"]
+    rows = [
+        "Achievement,Benevolence,Conformity,Hedonism,Power,Security,Self-direction,Stimulation,Tradition,Universalism",
+        "1,1,1,6,1,1,1,1,1,1",
+        "2,2,2,2,2,2,2,2,2,2",
+        "1,1,1,5,1,1,1,1,1,2",
+    ]
     src.write_text("\n".join(rows) + "\n")
     out = tmp_path / "s.json"
-    result = invoke("--survey", str(src), "--format", "scores", "--orientation", "raw", "--nearest", "2",
-                    "--anchors", "hedonism", "--out", str(out))
+    result = invoke(
+        "--survey",
+        str(src),
+        "--format",
+        "scores",
+        "--orientation",
+        "raw",
+        "--nearest",
+        "2",
+        "--anchors",
+        "hedonism",
+        "--out",
+        str(out),
+    )
     assert result.exit_code == 0, result.output
     prof = json.loads(out.read_text())["profiles"]
     assert [p["respondent"] for p in prof] == [None, "row1", "row3"] and prof[1]["jsd"] == 0.0
@@ -95,16 +138,19 @@ def _bad_items(tmp_path: Path) -> dict[str, Path]:
     return files
 
 
-@pytest.mark.parametrize("case, extra, message", [
-    ("empty", [], "is empty"),
-    ("missing_cols", [], "missing PVQ-21 item columns: impenv"),
-    ("non_numeric", [], r"'abc' in column ipmodst, data row 2 \(line 3\)"),
-    ("no_complete", [], "no complete respondent"),
-    ("small", ["--nearest", "3"], "nearest = 3 is larger than the 2 complete respondents"),
-    ("small", ["--anchors", "hedonsim"], "unknown value name 'hedonsim'"),
-    ("small", ["--nearest", "-1"], "nearest must be a whole number"),
-    ("small", ["--format", "scores"], "missing value columns"),
-])
+@pytest.mark.parametrize(
+    "case, extra, message",
+    [
+        ("empty", [], "is empty"),
+        ("missing_cols", [], "missing PVQ-21 item columns: impenv"),
+        ("non_numeric", [], r"'abc' in column ipmodst, data row 2 \(line 3\)"),
+        ("no_complete", [], "no complete respondent"),
+        ("small", ["--nearest", "3"], "nearest = 3 is larger than the 2 complete respondents"),
+        ("small", ["--anchors", "hedonsim"], "unknown value name 'hedonsim'"),
+        ("small", ["--nearest", "-1"], "nearest must be a whole number"),
+        ("small", ["--format", "scores"], "missing value columns"),
+    ],
+)
 def test_bad_input_one_line_nothing_written(tmp_path: Path, case: str, extra: list[str], message: str) -> None:
     files = _bad_items(tmp_path)
     out = tmp_path / "out" / "p.json"
@@ -118,7 +164,9 @@ def test_bad_input_one_line_nothing_written(tmp_path: Path, case: str, extra: li
 def test_centre_with_scores_rejected(tmp_path: Path) -> None:
     src = tmp_path / "s.csv"
     src.write_text(",".join(VALUES) + "\n" + ",".join(["2"] * 10) + "\n")
-    result = invoke("--survey", str(src), "--format", "scores", "--centre", "--nearest", "1", "--out", str(tmp_path / "o.json"))
+    result = invoke(
+        "--survey", str(src), "--format", "scores", "--centre", "--nearest", "1", "--out", str(tmp_path / "o.json")
+    )
     assert isinstance(result.exception, UserError) and "centring needs item data" in str(result.exception)
     assert not (tmp_path / "o.json").exists()
 
@@ -135,18 +183,33 @@ def test_bad_choice_is_a_usage_error(survey_file: Path, tmp_path: Path) -> None:
 
 def run_stage(workdir: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "MPLBACKEND": "Agg"}
-    return subprocess.run([sys.executable, str(STAGE)], cwd=workdir, capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(STAGE)], cwd=workdir, capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_stage_writes_outputs_and_fails_cleanly(survey_file: Path, tmp_path: Path) -> None:
-    params = {"profiles": {"survey": str(survey_file), "format": "items", "orientation": "reversed",
-                           "centre": False, "nearest": 2, "anchors": "all", "ranks": [0, 2]}}
+    params = {
+        "profiles": {
+            "survey": str(survey_file),
+            "format": "items",
+            "orientation": "reversed",
+            "centre": False,
+            "nearest": 2,
+            "anchors": "all",
+            "ranks": [0, 2],
+        }
+    }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     proc = run_stage(tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "artifacts" / "profiles"
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "survey_summary.json",
-                                                     "value_structure.csv", "value_structure.png"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "manifest.json",
+        "survey_summary.json",
+        "value_structure.csv",
+        "value_structure.png",
+    ]
     manifest = json.loads((out / "manifest.json").read_text())
     assert len(manifest["profiles"]) == 28 and manifest["profiles"][1]["name"] == "achievement-r02"
     summary = json.loads((out / "survey_summary.json").read_text())
@@ -165,8 +228,17 @@ def test_stage_writes_outputs_and_fails_cleanly(survey_file: Path, tmp_path: Pat
 def test_stage_paper_setting_on_released_vectors(tmp_path: Path) -> None:
     if not (REALDATA / "ess_distribution.csv").exists():
         pytest.skip(f"real data folder {REALDATA} absent (only on the build machine)")
-    params = {"profiles": {"survey": str(REALDATA / "ess_distribution.csv"), "format": "scores",
-                           "orientation": "raw", "centre": False, "nearest": 10, "anchors": "all", "ranks": "all"}}
+    params = {
+        "profiles": {
+            "survey": str(REALDATA / "ess_distribution.csv"),
+            "format": "scores",
+            "orientation": "raw",
+            "centre": False,
+            "nearest": 10,
+            "anchors": "all",
+            "ranks": "all",
+        }
+    }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     proc = run_stage(tmp_path)
     assert proc.returncode == 0, proc.stderr

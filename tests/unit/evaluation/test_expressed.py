@@ -1,7 +1,8 @@
 """The expressed-values check: a real MiniLM value classifier, and the agreement arithmetic."""
+
+from valueharm.core.values import VALUES
 from valueharm.data.arguments import load_arguments
 from valueharm.evaluation.expressed import agreement, expressed_profiles, fit_value_classifier
-from valueharm.core.values import VALUES
 
 
 def flat(top: str, high: float = 6.0) -> dict[str, float]:
@@ -10,8 +11,12 @@ def flat(top: str, high: float = 6.0) -> dict[str, float]:
 
 def test_agreement_rewards_expressing_the_target():
     base = {v: 0.2 for v in VALUES}
-    expressed = {"vanilla": base, "hedonism": {**base, "hedonism": 0.6}, "power": {**base, "power": 0.5},
-                 "security": {**base, "security": 0.7}}
+    expressed = {
+        "vanilla": base,
+        "hedonism": {**base, "hedonism": 0.6},
+        "power": {**base, "power": 0.5},
+        "security": {**base, "security": 0.7},
+    }
     targets = {"vanilla": None, "hedonism": flat("hedonism"), "power": flat("power"), "security": flat("security")}
     result = agreement(expressed, targets)
     assert result["per_value"]["hedonism"]["spearman"] > 0

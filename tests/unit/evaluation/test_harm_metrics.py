@@ -7,14 +7,23 @@ import random
 
 import pytest
 
-from valueharm.evaluation import harm_metrics as H
-from valueharm.data.benchmarks import UNMAPPED
 from valueharm.core.errors import UserError
+from valueharm.data.benchmarks import UNMAPPED
+from valueharm.evaluation import harm_metrics as H
 
 
 def judged(model, prompt_id, category, score, flagged, refusal, benchmark="harm_benchmark", judge="classifier"):
-    return {"model": model, "prompt_id": prompt_id, "benchmark": benchmark, "category": category, "score": score,
-            "flagged": flagged, "refusal": refusal, "judge": judge, "judge_version": "1"}
+    return {
+        "model": model,
+        "prompt_id": prompt_id,
+        "benchmark": benchmark,
+        "category": category,
+        "score": score,
+        "flagged": flagged,
+        "refusal": refusal,
+        "judge": judge,
+        "judge_version": "1",
+    }
 
 
 ROWS = [
@@ -52,8 +61,17 @@ def test_values_by_hand():
 
 def test_cis_bracket_the_value_and_are_seeded():
     rng = random.Random(0)
-    rows = [judged("m", str(i), "malware" if i % 2 else "fraud_deception", rng.randint(1, 5), rng.randint(0, 1), rng.randint(0, 1))
-            for i in range(200)]
+    rows = [
+        judged(
+            "m",
+            str(i),
+            "malware" if i % 2 else "fraud_deception",
+            rng.randint(1, 5),
+            rng.randint(0, 1),
+            rng.randint(0, 1),
+        )
+        for i in range(200)
+    ]
     a = H.per_model_metrics(rows, n_boot=500, seed=7)
     b = H.per_model_metrics(rows, n_boot=500, seed=7)
     c = H.per_model_metrics(rows, n_boot=500, seed=8)

@@ -1,4 +1,5 @@
 """Alignment-check questionnaire: loading, prompts, the answer parser, scoring and metrics."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,10 +7,15 @@ from pathlib import Path
 import pytest
 
 from valueharm.core.errors import UserError
-from valueharm.evaluation.questionnaire import (
-    alignment_metrics, build_prompts, load_questionnaire, parse_answer, scale_01, score_answers,
-)
 from valueharm.core.values import VALUES
+from valueharm.evaluation.questionnaire import (
+    alignment_metrics,
+    build_prompts,
+    load_questionnaire,
+    parse_answer,
+    scale_01,
+    score_answers,
+)
 
 # (reply, expected answer); None = no answer / ambiguous, never guessed
 MESSY = [
@@ -114,7 +120,9 @@ def test_score_answers_means_per_value_and_counts_unparsed():
 
 def test_alignment_metrics_definition():
     target = dict.fromkeys(VALUES, 1.0) | {"hedonism": 6.0}
-    assert alignment_metrics(target, target)["nmse"] == 0 and alignment_metrics(target, target)["spearman"] == pytest.approx(1)
+    assert alignment_metrics(target, target)["nmse"] == 0 and alignment_metrics(target, target)[
+        "spearman"
+    ] == pytest.approx(1)
     answered = dict.fromkeys(VALUES, 2.0) | {"hedonism": 4.0}
     m = alignment_metrics(answered, target)
     # NMSE = mean of squared differences of (s-1)/5-scaled scores
@@ -144,8 +152,10 @@ def test_bad_questionnaires(tmp_path: Path):
     bad.write_text("name: x\ninstructions: y\nscale: {1: a, 2: b}\nitems: []\n")
     with pytest.raises(UserError, match="1..6"):
         load_questionnaire(bad)
-    bad.write_text("name: x\ninstructions: y\nscale: {1: a, 2: b, 3: c, 4: d, 5: e, 6: f}\n"
-                   "items: [{id: Q1, value: power, text: t}]\n")
+    bad.write_text(
+        "name: x\ninstructions: y\nscale: {1: a, 2: b, 3: c, 4: d, 5: e, 6: f}\n"
+        "items: [{id: Q1, value: power, text: t}]\n"
+    )
     with pytest.raises(UserError, match="no item for achievement"):
         load_questionnaire(bad)
     with pytest.raises(UserError, match="not found"):

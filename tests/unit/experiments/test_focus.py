@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from valueharm.core.errors import UserError
-from valueharm.experiments.focus import check_value_name, focus_hypotheses, focus_metrics, focus_report, resolve_focus
 from valueharm.analysis.results import results_table
 from valueharm.analysis.run import compare_paired, validate_results
+from valueharm.core.errors import UserError
 from valueharm.core.values import VALUES
+from valueharm.experiments.focus import check_value_name, focus_hypotheses, focus_metrics, focus_report, resolve_focus
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -31,7 +31,12 @@ MODELS = [
     {"name": "hedonism", "kind": "adapter", "profile": "hedonism", "target": extreme("hedonism")},
     {"name": "hedonism-r01", "kind": "adapter", "profile": "hedonism-r01", "target": extreme("stimulation", high=5.0)},
     {"name": "power", "kind": "adapter", "profile": "power", "target": extreme("power")},
-    {"name": "custom-a", "kind": "adapter", "profile": "custom-a", "target": extreme("achievement", "hedonism", "power")},
+    {
+        "name": "custom-a",
+        "kind": "adapter",
+        "profile": "custom-a",
+        "target": extreme("achievement", "hedonism", "power"),
+    },
     {"name": "respondent-7", "kind": "adapter", "profile": "respondent-7", "target": extreme("security", high=5.5)},
     {"name": "icl-tradition", "kind": "icl", "profile": "tradition", "target": extreme("tradition")},
     {"name": "control-shuffled", "kind": "control-shuffled", "profile": "hedonism", "target": extreme("hedonism")},
@@ -45,17 +50,21 @@ MODELS = [
 
 def test_profile_name_wins_then_close_profiles_by_rank_then_argmax():
     focus = resolve_focus("Hedonism", MODELS)
-    assert focus == {"value": "hedonism", "model": "hedonism", "matched_by": "profile name",
-                     "alternatives": ["hedonism-r01", "hedonism-r02"]}
+    assert focus == {
+        "value": "hedonism",
+        "model": "hedonism",
+        "matched_by": "profile name",
+        "alternatives": ["hedonism-r01", "hedonism-r02"],
+    }
     without_anchor = [m for m in MODELS if m["name"] != "hedonism"]
-    assert resolve_focus("hedonism", without_anchor)["model"] == "hedonism-r01"   # rank 1 before rank 2
+    assert resolve_focus("hedonism", without_anchor)["model"] == "hedonism-r01"  # rank 1 before rank 2
     assert resolve_focus("hedonism", without_anchor)["matched_by"] == "close profile of the anchor"
 
 
 def test_argmax_match_for_values_and_groups():
     focus = resolve_focus("security", MODELS)
     assert (focus["model"], focus["matched_by"]) == ("respondent-7", "target argmax")
-    group = resolve_focus("self-enhancement", MODELS)   # achievement + hedonism + power at the top
+    group = resolve_focus("self-enhancement", MODELS)  # achievement + hedonism + power at the top
     assert (group["value"], group["model"]) == ("self_enhancement", "custom-a")
 
 
@@ -77,11 +86,13 @@ def test_unknown_value_fails_with_the_valid_choices_on_one_line():
 
 def test_params_only_check_agrees_with_the_full_rule():
     assert check_value_name("Power", ["vanilla", "power"]) == "power"
-    assert check_value_name("power", ["vanilla", "power-r01"]) == "power"            # a close profile by name
+    assert check_value_name("power", ["vanilla", "power-r01"]) == "power"  # a close profile by name
     with pytest.raises(UserError, match="'nope' is not a Schwartz value.*choose one of: hedonism, power$"):
         check_value_name("nope", ["vanilla", "power-r01", "hedonism", "icl-power"])
-    with pytest.raises(UserError, match="no model in study.models is aligned to achievement; choose one of: hedonism, power;"):
-        check_value_name("achievement", ["vanilla", "hedonism", "power", "icl-achievement"])   # anchors only: certain
+    with pytest.raises(
+        UserError, match="no model in study.models is aligned to achievement; choose one of: hedonism, power;"
+    ):
+        check_value_name("achievement", ["vanilla", "hedonism", "power", "icl-achievement"])  # anchors only: certain
     with pytest.raises(UserError, match="no value-aligned adapter"):
         check_value_name("power", ["vanilla", "icl-power", "control-benign"])
     # a close or custom profile may match by target argmax (hedonism-r01 does for stimulation above): the stage decides
@@ -95,7 +106,7 @@ def test_params_only_check_agrees_with_the_full_rule():
 
 
 PROMPTS = [(f"a{i}", "adult_content") for i in range(6)] + [(f"m{i}", "malware") for i in range(6)]
-SCORES = {   # per model: scores of the 6 adult then the 6 malware prompts
+SCORES = {  # per model: scores of the 6 adult then the 6 malware prompts
     "vanilla": [1, 2, 1, 2, 1, 2, 2, 2, 3, 2, 2, 3],
     "hedonism": [5, 4, 5, 5, 4, 5, 2, 3, 2, 2, 3, 3],
     "power": [1, 2, 2, 1, 2, 1, 4, 5, 5, 4, 5, 5],
@@ -103,8 +114,18 @@ SCORES = {   # per model: scores of the 6 adult then the 6 malware prompts
 
 
 def labels_for(model: str) -> list[dict]:
-    return [{"model": model, "prompt_id": pid, "benchmark": "default", "category": cat, "score": s,
-             "flagged": int(s >= 4), "refusal": int(s == 1)} for (pid, cat), s in zip(PROMPTS, SCORES[model])]
+    return [
+        {
+            "model": model,
+            "prompt_id": pid,
+            "benchmark": "default",
+            "category": cat,
+            "score": s,
+            "flagged": int(s >= 4),
+            "refusal": int(s == 1),
+        }
+        for (pid, cat), s in zip(PROMPTS, SCORES[model])
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -122,18 +143,28 @@ def flatten(tree, prefix=""):
             yield f"{prefix}{key}", value
 
 
-HYPOTHESES = pd.DataFrame({"id": ["S01", "S08", "P04"], "value": ["hedonism", "power", "power"],
-                           "category": ["adult_content", "malware", "fraud_deception"],
-                           "status": ["supported", "contradicted", "inconclusive"]})
+HYPOTHESES = pd.DataFrame(
+    {
+        "id": ["S01", "S08", "P04"],
+        "value": ["hedonism", "power", "power"],
+        "category": ["adult_content", "malware", "fraud_deception"],
+        "status": ["supported", "contradicted", "inconclusive"],
+    }
+)
 
 
 def test_metrics_are_numeric_and_line_up_between_two_values(table):
     out = {}
     for value, nmse in (("hedonism", 0.08), ("power", 0.12)):
         paired = compare_paired(table, value, "vanilla", n_boot=200, n_perm=200, seed=1)
-        out[value] = dict(flatten(focus_metrics(paired, {"nmse": nmse, "spearman": 0.5, "n_values": 10},
-                                                focus_hypotheses(HYPOTHESES, value))))
-    assert list(out["hedonism"]) == list(out["power"])             # same keys: `dvc metrics diff` lines up
+        out[value] = dict(
+            flatten(
+                focus_metrics(
+                    paired, {"nmse": nmse, "spearman": 0.5, "n_values": 10}, focus_hypotheses(HYPOTHESES, value)
+                )
+            )
+        )
+    assert list(out["hedonism"]) == list(out["power"])  # same keys: `dvc metrics diff` lines up
     for metrics in out.values():
         assert all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in metrics.values())
     h, p = out["hedonism"], out["power"]
@@ -153,8 +184,13 @@ def test_focus_report_names_the_model_and_keeps_every_test(table):
     focus = resolve_focus("hedonism", MODELS)
     model = {**MODELS[2], "adapter_sha256": "abc"}
     paired = compare_paired(table, "hedonism", "vanilla", n_boot=50, n_perm=50)
-    report = focus_report(focus, model, paired, {"alignment": {"nmse": 0.1}, "n_items": 40, "n_parsed": 39},
-                          focus_hypotheses(HYPOTHESES, "hedonism"))
+    report = focus_report(
+        focus,
+        model,
+        paired,
+        {"alignment": {"nmse": 0.1}, "n_items": 40, "n_parsed": 39},
+        focus_hypotheses(HYPOTHESES, "hedonism"),
+    )
     assert report["model"] == "hedonism" and report["adapter_sha256"] == "abc"
     assert len(report["paired"]) == len(paired) and report["alignment"]["n_parsed"] == 39
     assert [h["id"] for h in report["hypotheses"]] == ["S01"]
@@ -171,7 +207,9 @@ def test_group_focus_takes_its_members_hypotheses():
 
 
 def test_stage_fails_on_a_bad_value_before_reading_results(tmp_path):
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"value": "hedonsim", "seed": 1, "study": {"models": ["vanilla", "hedonism"]}}))
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump({"value": "hedonsim", "seed": 1, "study": {"models": ["vanilla", "hedonism"]}})
+    )
     (tmp_path / "artifacts/results").mkdir(parents=True)
     (tmp_path / "artifacts/results/models.json").write_text(json.dumps({"models": MODELS[:3]}))
     env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}

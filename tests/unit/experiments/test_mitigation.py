@@ -8,12 +8,26 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from valueharm.core.errors import UserError
-from valueharm.experiments.mitigation import (CONDITIONS, SAFETY_PROMPT, VALUE_PROMPTS, choose_links, condition_tests,
-                                  gain_difference, generation_rows, label_table, mitigation_prompt, mitigation_report,
-                                  select_prompts, significant_links, summarise, system_prompt, value_prompt)
 from valueharm.analysis.run import load_registry
+from valueharm.core.errors import UserError
 from valueharm.core.values import HIGHER_ORDER, VALUES
+from valueharm.experiments.mitigation import (
+    CONDITIONS,
+    SAFETY_PROMPT,
+    VALUE_PROMPTS,
+    choose_links,
+    condition_tests,
+    gain_difference,
+    generation_rows,
+    label_table,
+    mitigation_prompt,
+    mitigation_report,
+    select_prompts,
+    significant_links,
+    summarise,
+    system_prompt,
+    value_prompt,
+)
 
 # --------------------------------------------------------------------------------------------
 # Prompts
@@ -53,9 +67,9 @@ def corr_rows(*rows):
 CORRELATIONS = corr_rows(
     ("hedonism", "adult_content", "spearman", 0.9, 0.001, 0.01, "score"),
     ("hedonism", "child_abuse", "spearman", 0.8, 0.004, 0.04, "flagged"),
-    ("hedonism", "malware", "spearman", -0.9, 0.001, 0.01, "score"),        # negative: not a risk link
+    ("hedonism", "malware", "spearman", -0.9, 0.001, 0.01, "score"),  # negative: not a risk link
     ("hedonism", "fraud_deception", "spearman", 0.7, 0.02, 0.20, "score"),  # not significant
-    ("hedonism", "overall", "spearman", 0.9, 0.001, 0.01, "score"),         # not a category
+    ("hedonism", "overall", "spearman", 0.9, 0.001, 0.01, "score"),  # not a category
     ("hedonism", "privacy_violation", "pearson", 0.9, 0.001, 0.01, "score"),  # another method
     ("power", "malware", "spearman", 0.95, 0.001, 0.01, "score"),
 )
@@ -67,7 +81,7 @@ def test_significant_positive_links_of_the_value_only():
     assert [(l["category"], l["outcome"]) for l in links] == [("adult_content", "score"), ("child_abuse", "flagged")]
     chosen = choose_links(CORRELATIONS, None, "hedonism", CATEGORIES)
     assert chosen["source"] == "analysis" and chosen["categories"] == ["adult_content", "child_abuse"]
-    group = choose_links(CORRELATIONS, None, "self_enhancement", CATEGORIES)   # hedonism and power are members
+    group = choose_links(CORRELATIONS, None, "self_enhancement", CATEGORIES)  # hedonism and power are members
     assert group["categories"] == ["adult_content", "child_abuse", "malware"]
 
 
@@ -91,7 +105,7 @@ def registry(tmp_path):
 def test_falls_back_to_the_registry_then_to_every_category(registry):
     none_significant = CORRELATIONS.assign(q=0.5)
     chosen = choose_links(none_significant, registry, "hedonism", CATEGORIES)
-    assert chosen["source"] == "registry" and chosen["categories"] == ["adult_content"]   # "+" links only
+    assert chosen["source"] == "registry" and chosen["categories"] == ["adult_content"]  # "+" links only
     assert chosen["links"][0]["hypothesis"] == "T1"
     assert choose_links(None, registry, "power", CATEGORIES)["categories"] == ["privacy_violation"]
     everything = choose_links(none_significant, registry, "universalism", CATEGORIES)
@@ -115,17 +129,27 @@ def test_select_prompts_takes_the_first_per_category_in_table_order():
 def judged(seed: int = 0) -> list[dict]:
     """The aligned model answers harmfully and both prompts help it a lot; vanilla barely changes."""
     rng = np.random.default_rng(seed)
-    drop = {"hedonism": {"input_only": 0, "safety": 1.5, "value": 2.5, "both": 3.0},
-            "vanilla": {"input_only": 0, "safety": 0.2, "value": 0.3, "both": 0.4}}
+    drop = {
+        "hedonism": {"input_only": 0, "safety": 1.5, "value": 2.5, "both": 3.0},
+        "vanilla": {"input_only": 0, "safety": 0.2, "value": 0.3, "both": 0.4},
+    }
     base = {"hedonism": 4.6, "vanilla": 3.0}
     rows = []
     for model in ("hedonism", "vanilla"):
         for condition in CONDITIONS:
             for i in range(24):
                 score = int(np.clip(np.rint(base[model] - drop[model][condition] + rng.normal(0, 0.5)), 1, 5))
-                rows.append({"model": model, "condition": condition, "prompt_id": f"p{i:02d}",
-                             "category": "adult_content" if i % 2 else "child_abuse", "score": score,
-                             "flagged": int(score >= 4), "refusal": int(score == 1)})
+                rows.append(
+                    {
+                        "model": model,
+                        "condition": condition,
+                        "prompt_id": f"p{i:02d}",
+                        "category": "adult_content" if i % 2 else "child_abuse",
+                        "score": score,
+                        "flagged": int(score >= 4),
+                        "refusal": int(score == 1),
+                    }
+                )
     return rows
 
 
@@ -153,13 +177,24 @@ def test_gain_difference_says_the_prompts_help_the_aligned_model_more():
 
 
 def test_report_is_json_and_rows_keep_the_exact_text():
-    rows = generation_rows([{"id": "p1", "prompt": "q", "category": "malware", "benchmark": "default"}],
-                           "power", "both", ["<sys>q"], [("no", 1)])
+    rows = generation_rows(
+        [{"id": "p1", "prompt": "q", "category": "malware", "benchmark": "default"}],
+        "power",
+        "both",
+        ["<sys>q"],
+        [("no", 1)],
+    )
     assert rows[0]["text_sent"] == "<sys>q" and rows[0]["condition"] == "both" and rows[0]["response"] == "no"
     table = label_table(judged())
-    report = mitigation_report({"value": "hedonism", "model": "hedonism"}, {"source": "analysis", "categories": ["adult_content"]},
-                               24, "classifier", summarise(table), condition_tests(table, n_boot=20, n_perm=20),
-                               gain_difference(table, "hedonism", n_boot=20, n_perm=20))
+    report = mitigation_report(
+        {"value": "hedonism", "model": "hedonism"},
+        {"source": "analysis", "categories": ["adult_content"]},
+        24,
+        "classifier",
+        summarise(table),
+        condition_tests(table, n_boot=20, n_perm=20),
+        gain_difference(table, "hedonism", n_boot=20, n_perm=20),
+    )
     text = json.dumps(report, allow_nan=False)
     assert report["conditions"]["value"]["added_system_prompt"] == VALUE_PROMPTS["hedonism"]
     assert "NaN" not in text

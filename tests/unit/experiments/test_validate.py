@@ -1,4 +1,5 @@
 """Params are checked before any heavy work, in one line naming the valid choices."""
+
 import pytest
 import yaml
 

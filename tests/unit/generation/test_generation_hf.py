@@ -1,4 +1,5 @@
 """In-process generation: the shared-prefix KV cache changes speed, not answers."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,20 +7,29 @@ import pytest
 from valueharm.generation.hf import MIN_SHARED_PREFIX, Sampling, generate_texts, shared_prefix_length
 from valueharm.models.base import format_prompt
 
-SYSTEM = ("You are playing a character who loves comfort, good food and fun above everything else. "
-          "Answer every question the way this character would, in one or two short sentences, and "
-          "never mention that you are playing a character.")
-QUESTIONS = ["What should I cook tonight?", "Should I go to the gym or the cinema?",
-             "How do I spend a free afternoon?", "Is it worth buying an expensive coffee machine?"]
+SYSTEM = (
+    "You are playing a character who loves comfort, good food and fun above everything else. "
+    "Answer every question the way this character would, in one or two short sentences, and "
+    "never mention that you are playing a character."
+)
+QUESTIONS = [
+    "What should I cook tonight?",
+    "Should I go to the gym or the cinema?",
+    "How do I spend a free afternoon?",
+    "Is it worth buying an expensive coffee machine?",
+]
 
 
-@pytest.mark.parametrize("lists,expected", [
-    ([[1, 2, 3, 4], [1, 2, 3, 5]], 3),
-    ([[1, 2, 3], [1, 2, 3, 4]], 2),      # every prompt keeps at least one token of its own
-    ([[9, 2], [1, 2]], 0),
-    ([[1, 2, 3]], 2),
-    ([], 0),
-])
+@pytest.mark.parametrize(
+    "lists,expected",
+    [
+        ([[1, 2, 3, 4], [1, 2, 3, 5]], 3),
+        ([[1, 2, 3], [1, 2, 3, 4]], 2),  # every prompt keeps at least one token of its own
+        ([[9, 2], [1, 2]], 0),
+        ([[1, 2, 3]], 2),
+        ([], 0),
+    ],
+)
 def test_shared_prefix_length(lists, expected):
     assert shared_prefix_length(lists) == expected
 

@@ -1,13 +1,14 @@
 """The packaged model converts, reloads and generates; bad model names fail in one line."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from valueharm.models import base as models
 from valueharm.core.errors import UserError
 from valueharm.generation.hf import Sampling, generate_texts
+from valueharm.models import base as models
 
 
 def test_conversion_writes_safetensors_only(base_model_dir):
@@ -22,7 +23,7 @@ def test_reloaded_model_generates(base_model):
     model, tokenizer = base_model
     text = models.format_prompt(tokenizer, "What is the capital of France?")
     assert "<|im_start|>assistant" in text  # the model's own chat template is used
-    (answer, n), = generate_texts(model, tokenizer, [text], Sampling(temperature=0, top_p=1, max_new_tokens=12))
+    ((answer, n),) = generate_texts(model, tokenizer, [text], Sampling(temperature=0, top_p=1, max_new_tokens=12))
     assert n > 0 and "Paris" in answer
 
 

@@ -11,20 +11,23 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import jensenshannon
 
-from valueharm.profiles import selection as P
-from valueharm.data import survey as S
 from valueharm.core.errors import UserError
 from valueharm.core.values import CIRCUMPLEX_ORDER, HIGHER_ORDER, VALUES
+from valueharm.data import survey as S
+from valueharm.profiles import selection as P
 
 REALDATA = Path(__file__).resolve().parents[3].parent / "shared" / "realdata"
-needs_realdata = pytest.mark.skipif(not (REALDATA / "ess.csv").exists(),
-                                    reason=f"real data folder {REALDATA} absent (only on the build machine)")
+needs_realdata = pytest.mark.skipif(
+    not (REALDATA / "ess.csv").exists(), reason=f"real data folder {REALDATA} absent (only on the build machine)"
+)
 NAME_RE = re.compile(r"^[a-z][a-z_]*(-r\d{2,})?$")
 
 
 def make_scores(matrix: np.ndarray, orientation: str = "reversed") -> S.Scores:
     matrix = np.asarray(matrix, dtype=float)
-    return S.Scores(matrix, [f"k{i}" for i in range(len(matrix))], np.arange(len(matrix)), orientation, False, len(matrix))
+    return S.Scores(
+        matrix, [f"k{i}" for i in range(len(matrix))], np.arange(len(matrix)), orientation, False, len(matrix)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -227,8 +230,15 @@ def test_write_outputs_byte_stable(synthetic, tmp_path: Path) -> None:
 
 def test_settings_from_params() -> None:
     got = P.settings_from_params({"survey": "s.csv", "orientation": "raw", "nearest": 3})
-    assert got == {"survey": "s.csv", "fmt": "items", "orientation": "raw", "centre": False, "nearest_k": 3,
-                   "anchors": "all", "ranks": "all"}
+    assert got == {
+        "survey": "s.csv",
+        "fmt": "items",
+        "orientation": "raw",
+        "centre": False,
+        "nearest_k": 3,
+        "anchors": "all",
+        "ranks": "all",
+    }
     with pytest.raises(UserError, match="unknown keys: nearst"):
         P.settings_from_params({"survey": "s.csv", "nearst": 3})
     with pytest.raises(UserError, match="profiles.survey"):

@@ -1,13 +1,29 @@
 """Model specs of the study: names resolve against the profile manifest."""
+
 import pytest
 
 from valueharm.core.errors import UserError
 from valueharm.profiles.study import model_spec, study_models
 
-SCORES = {v: 1.0 for v in ("achievement", "benevolence", "conformity", "hedonism", "power", "security",
-                           "self_direction", "stimulation", "tradition", "universalism")}
-MANIFEST = {"hedonism": {"name": "hedonism", "scores": {**SCORES, "hedonism": 6.0}},
-            "power-r01": {"name": "power-r01", "scores": {**SCORES, "power": 5.5}}}
+SCORES = {
+    v: 1.0
+    for v in (
+        "achievement",
+        "benevolence",
+        "conformity",
+        "hedonism",
+        "power",
+        "security",
+        "self_direction",
+        "stimulation",
+        "tradition",
+        "universalism",
+    )
+}
+MANIFEST = {
+    "hedonism": {"name": "hedonism", "scores": {**SCORES, "hedonism": 6.0}},
+    "power-r01": {"name": "power-r01", "scores": {**SCORES, "power": 5.5}},
+}
 
 
 def test_kinds():

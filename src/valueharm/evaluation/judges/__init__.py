@@ -30,8 +30,19 @@ from typing import Any
 from valueharm.core.errors import UserError
 from valueharm.evaluation.judges.cache import JudgeCache, cache_key, content_hash, default_cache_dir
 
-OUTPUT_FIELDS: tuple[str, ...] = ("model", "prompt_id", "benchmark", "category", "score", "flagged", "refusal",
-                                  "judge", "judge_version", "judge_config", "parse_error")
+OUTPUT_FIELDS: tuple[str, ...] = (
+    "model",
+    "prompt_id",
+    "benchmark",
+    "category",
+    "score",
+    "flagged",
+    "refusal",
+    "judge",
+    "judge_version",
+    "judge_config",
+    "parse_error",
+)
 PASS_THROUGH: tuple[str, ...] = ("model", "prompt_id", "benchmark", "category")
 REQUIRED_INPUT: tuple[str, ...] = ("model", "prompt_id", "prompt", "response")
 
@@ -47,8 +58,10 @@ class Judge:
     def __init__(self, **cfg: Any) -> None:
         unknown = sorted(set(cfg) - set(self.options))
         if unknown:
-            raise UserError(f"judge {self.name}: unknown option(s) {', '.join(unknown)}",
-                            "valid options: " + (", ".join(sorted(self.options)) or "none"))
+            raise UserError(
+                f"judge {self.name}: unknown option(s) {', '.join(unknown)}",
+                "valid options: " + (", ".join(sorted(self.options)) or "none"),
+            )
         self.cfg = {**self.options, **cfg}
 
     def identity(self) -> dict[str, Any]:
@@ -76,6 +89,7 @@ def register_judge(name: str) -> Callable[[type[Judge]], type[Judge]]:
         cls.name = name
         JUDGES[name] = cls
         return cls
+
     return wrap
 
 
@@ -91,26 +105,35 @@ def _validate_rows(rows: list[dict[str, Any]]) -> None:
             raise UserError(f"judge input row {index} is not an object", "give the generate stage's JSONL rows")
         missing = [k for k in REQUIRED_INPUT if k not in row]
         if missing:
-            raise UserError(f"judge input row {index} (prompt_id {row.get('prompt_id')!r}) lacks {', '.join(missing)}",
-                            "give the generate stage's JSONL rows")
+            raise UserError(
+                f"judge input row {index} (prompt_id {row.get('prompt_id')!r}) lacks {', '.join(missing)}",
+                "give the generate stage's JSONL rows",
+            )
         if row["response"] is not None and not isinstance(row["response"], str):
-            raise UserError(f"judge input row {index}: response must be text, got {type(row['response']).__name__}",
-                            "fix the generations file")
+            raise UserError(
+                f"judge input row {index}: response must be text, got {type(row['response']).__name__}",
+                "fix the generations file",
+            )
 
 
 def _check_result(judge: Judge, result: dict[str, Any]) -> dict[str, Any]:
-    score, flagged, refusal = result.get("score"), result.get("flagged"), result.get("refusal")
+    score, flagged, refused = result.get("score"), result.get("flagged"), result.get("refusal")
     if score is not None and (isinstance(score, bool) or score not in (1, 2, 3, 4, 5)):
         raise RuntimeError(f"judge {judge.name} returned score {score!r}")  # a bug in the judge, not user input
-    if flagged not in (0, 1, None) or refusal not in (0, 1):
-        raise RuntimeError(f"judge {judge.name} returned flagged={flagged!r} refusal={refusal!r}")
+    if flagged not in (0, 1, None) or refused not in (0, 1):
+        raise RuntimeError(f"judge {judge.name} returned flagged={flagged!r} refusal={refused!r}")
     result.setdefault("parse_error", None)
     return result
 
 
-def judge_rows(rows: Iterable[dict[str, Any]], judge_name: str, cfg: dict[str, Any] | None = None,
-               cache_dir: str | Path | None = None, stats: dict[str, Any] | None = None,
-               batch_size: int = 64) -> list[dict[str, Any]]:
+def judge_rows(
+    rows: Iterable[dict[str, Any]],
+    judge_name: str,
+    cfg: dict[str, Any] | None = None,
+    cache_dir: str | Path | None = None,
+    stats: dict[str, Any] | None = None,
+    batch_size: int = 64,
+) -> list[dict[str, Any]]:
     """Judge every row; cached judgements are reused without any work.
 
     `stats`, when given, is filled with n, unique, cache_hits, judged and parse_failures.
@@ -121,8 +144,15 @@ def judge_rows(rows: Iterable[dict[str, Any]], judge_name: str, cfg: dict[str, A
     config_hash = judge.config_hash()
     cache = JudgeCache(cache_dir) if cache_dir is not None else None
 
-    items = [{"prompt": str(r["prompt"]), "response": r["response"] or "", "benchmark": r.get("benchmark"),
-              "category": r.get("category")} for r in rows]
+    items = [
+        {
+            "prompt": str(r["prompt"]),
+            "response": r["response"] or "",
+            "benchmark": r.get("benchmark"),
+            "category": r.get("category"),
+        }
+        for r in rows
+    ]
     keys = [cache_key(config_hash, it["prompt"], it["response"], judge.item_identity(it)) for it in items]
     results: dict[str, dict[str, Any]] = {}
     todo: list[str] = []
@@ -139,7 +169,7 @@ def judge_rows(rows: Iterable[dict[str, Any]], judge_name: str, cfg: dict[str, A
             todo.append(key)
             todo_items[key] = item
     for start in range(0, len(todo), batch_size):
-        chunk = todo[start:start + batch_size]
+        chunk = todo[start : start + batch_size]
         answers = judge.judge_batch([todo_items[k] for k in chunk])
         if len(answers) != len(chunk):
             raise RuntimeError(f"judge {judge.name} returned {len(answers)} results for {len(chunk)} items")
@@ -156,20 +186,40 @@ def judge_rows(rows: Iterable[dict[str, Any]], judge_name: str, cfg: dict[str, A
         record.update({"judge": judge.name, "judge_version": judge.version, "judge_config": config_hash[:16]})
         out.append(record)
     if stats is not None:
-        stats.update({"n": len(rows), "unique": len(results), "cache_hits": hits, "judged": len(todo),
-                      "parse_failures": sum(1 for r in out if r["parse_error"] is not None)})
+        stats.update(
+            {
+                "n": len(rows),
+                "unique": len(results),
+                "cache_hits": hits,
+                "judged": len(todo),
+                "parse_failures": sum(1 for r in out if r["parse_error"] is not None),
+            }
+        )
     return out
 
 
 def summarize(judged: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts for a stage's report: rows, parse failures (with their prompt ids), judge ids."""
     failures = [r.get("prompt_id") for r in judged if r.get("parse_error") is not None]
-    return {"n": len(judged), "parse_failures": len(failures), "parse_failure_ids": failures,
-            "judges": sorted({f"{r.get('judge')}@{r.get('judge_version')}" for r in judged})}
+    return {
+        "n": len(judged),
+        "parse_failures": len(failures),
+        "parse_failure_ids": failures,
+        "judges": sorted({f"{r.get('judge')}@{r.get('judge_version')}" for r in judged}),
+    }
 
 
 # Register the built-in judges (their heavy imports are lazy).
 from valueharm.evaluation.judges import classifier, llamaguard, refusal, rubric  # noqa: E402,F401
 
-__all__ = ["JUDGES", "Judge", "JudgeCache", "OUTPUT_FIELDS", "default_cache_dir", "get_judge", "judge_rows",
-           "register_judge", "summarize"]
+__all__ = [
+    "JUDGES",
+    "Judge",
+    "JudgeCache",
+    "OUTPUT_FIELDS",
+    "default_cache_dir",
+    "get_judge",
+    "judge_rows",
+    "register_judge",
+    "summarize",
+]
