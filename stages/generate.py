@@ -64,7 +64,9 @@ def main() -> None:
                 backoff=float(o.get("backoff", 1.0)),
             )
         else:
-            raise UserError(f"unknown generate.backend {backend!r}", "use hf or openai")
+            from valueharm.core.registry import unknown_name
+
+            raise unknown_name("generation backend", backend, ["hf", "openai"], where="params generate.backend")
         for i, answer in zip(idx, out):
             answers[i] = answer
             n_tokens += answer[1] or 0

@@ -1,6 +1,8 @@
 """Stage report: reports/report.md (setup and caveats, safety tuning, alignment, safety per model,
 claim-1 groups, categories, correlation heatmap, hypotheses, focus, mitigation, training curves)
-and reports/plots/ (PNGs, plus per-model CSVs for `dvc plots`)."""
+and reports/plots/ (PNGs, plus per-model CSVs for `dvc plots`); reports/report.html, the same report
+as one self-contained page that drills down from each table cell to its answers and labels
+(it also reads artifacts/generations, artifacts/labels and artifacts/align)."""
 
 import json
 from pathlib import Path
@@ -10,6 +12,7 @@ import pandas as pd
 from valueharm.analysis.run import write_csv
 from valueharm.core.atomic import atomic_dir, write_text
 from valueharm.core.params import load_params, run_stage
+from valueharm.report.html import images_from, read_drilldown, render_html
 from valueharm.report.markdown import ReportInputs, plot_tables, read_training_curves, render_report, write_figures
 
 ANALYSIS = Path("reports/analysis")
@@ -54,6 +57,7 @@ def main() -> None:
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             write_csv(tmp / rel, table)
     write_text("reports/report.md", render_report(inputs))
+    write_text("reports/report.html", render_html(inputs, read_drilldown(names), images_from("reports/plots")))
 
 
 if __name__ == "__main__":

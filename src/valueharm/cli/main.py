@@ -58,9 +58,36 @@ def preset(name: str, configs: str, out: str) -> None:
     source = Path(configs) / f"{name}.yaml"
     if not source.exists():
         choices = sorted(p.stem for p in Path(configs).glob("*.yaml")) if Path(configs).is_dir() else []
-        raise UserError(f"no preset {name!r} in {configs}/", "choose one of: " + (", ".join(choices) or "(none found)"))
+        from valueharm.core.registry import closest
+
+        guess = closest(name, choices)
+        raise UserError(
+            f"no preset {name!r} in {configs}/",
+            (f"did you mean {guess}? " if guess else "") + "choose one of: " + (", ".join(choices) or "(none found)"),
+        )
     write_text(out, source.read_text(encoding="utf-8"))
     click.echo(f"params.yaml <- {source}")
+
+
+@cli.command()
+@click.option("--check", is_flag=True, help="Only check; exit 2 if a region of dvc.yaml is out of date.")
+def dag(check: bool) -> None:
+    """Rewrite dvc.yaml's generated regions: each stage's code deps and the study's per-model files."""
+    from valueharm.core.atomic import write_text
+    from valueharm.core.dag import stale_regions, sync
+    from valueharm.core.params import load_params
+
+    models = list((load_params().get("study") or {}).get("models") or [])
+    if check:
+        stale = stale_regions(Path("dvc.yaml"), models)
+        if stale:
+            raise UserError(f"dvc.yaml regions out of date: {', '.join(stale)}", "run `valueharm dag`")
+        click.echo("dvc.yaml regions are up to date")
+        return
+    old, new = sync(Path("dvc.yaml"), models)
+    if new != old:
+        write_text("dvc.yaml", new)
+    click.echo("dvc.yaml regions " + ("rewritten" if new != old else "already up to date"))
 
 
 @cli.command()

@@ -351,7 +351,9 @@ def resolve_loader(name: str) -> str:
     key = _key(name).replace(",", "_")
     key = ALIASES.get(key, ALIASES.get(name.lower(), key))
     if key not in LOADERS:
-        raise UserError(f"unknown benchmark loader {name!r}", "valid loaders: " + ", ".join(sorted(LOADERS)))
+        from valueharm.core.registry import unknown_name
+
+        raise unknown_name("benchmark loader", name, sorted(LOADERS))
     return key
 
 

@@ -30,7 +30,8 @@ import pandas as pd
 
 from valueharm.analysis.results import json_safe, records
 from valueharm.core.errors import UserError
-from valueharm.core.values import HIGHER_ORDER, VALUES, members, resolve
+from valueharm.core.registry import closest
+from valueharm.core.values import HIGHER_ORDER, VALUES, members, normalise_key, resolve
 
 NAMES: tuple[str, ...] = VALUES + tuple(HIGHER_ORDER)
 _CLOSE = re.compile(r"^(?P<anchor>.+)-r(?P<rank>\d+)$")
@@ -128,8 +129,11 @@ def check_value_name(value: str, model_names: Sequence[str]) -> str:
     try:
         canonical = resolve(str(value))
     except UserError:
+        guess = closest(normalise_key(str(value)), NAMES)
+        hint = f"did you mean {guess}? " if guess else ""
         raise UserError(
-            f"params `value` {value!r} is not a Schwartz value or higher-order group name", f"choose one of: {choices}"
+            f"params `value` {value!r} is not a Schwartz value or higher-order group name",
+            f"{hint}choose one of: {choices}",
         ) from None
     if not adapters:
         raise UserError(

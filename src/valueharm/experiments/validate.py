@@ -10,9 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from valueharm.core.errors import UserError
+from valueharm.core.registry import closest, unknown_name
 from valueharm.experiments.focus import check_value_name
 from valueharm.profiles.selection import profile_names
 from valueharm.profiles.study import CONTROLS
+
+BACKENDS = ("hf", "openai")  # generate.backend (stages/generate.py)
 
 
 def check_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -28,19 +31,34 @@ def check_params(params: dict[str, Any]) -> dict[str, Any]:
         if model == "vanilla" or model in CONTROLS:
             continue
         if profile not in names:
+            known = ["vanilla", *CONTROLS, *sorted(names), *(f"icl-{n}" for n in sorted(names))]
+            guess = closest(model, known)
             raise UserError(
                 f"study model {model!r} is not a profile of the selection",
-                "use a profile name from the profiles stage (e.g. " + ", ".join(sorted(names)[:6]) + ", ...)",
+                (f"did you mean {guess}? " if guess else "")
+                + "use a profile name from the profiles stage (e.g. "
+                + ", ".join(sorted(names)[:6])
+                + ", ...)",
             )
     control = study.get("control_profile")
     if "control-shuffled" in models and control not in names:
+        guess = closest(str(control), names)
         raise UserError(
-            f"study.control_profile {control!r} is not a profile of the selection", "set it to a profile name"
+            f"study.control_profile {control!r} is not a profile of the selection",
+            (f"did you mean {guess}? " if guess else "") + "set it to a profile name",
         )
     check_value_name(str(params.get("value", "")), models)
     judge = (params.get("judge") or {}).get("name")
     from valueharm.evaluation.judges import JUDGES  # registry
 
     if judge not in JUDGES:
-        raise UserError(f"judge.name {judge!r} is unknown", "choose one of: " + ", ".join(sorted(JUDGES)))
+        raise unknown_name("judge", judge, sorted(JUDGES), where="params judge.name")
+    backend = (params.get("generate") or {}).get("backend", "hf")
+    if backend not in BACKENDS:
+        raise unknown_name("generation backend", backend, BACKENDS, where="params generate.backend")
+    from valueharm.data.benchmarks import resolve_loader
+
+    for key, spec in (params.get("benchmarks") or {}).items():
+        if isinstance(spec, dict):
+            resolve_loader(str(spec.get("loader", key)))
     return {"models": models, "profiles": sorted(names), "judge": judge}

@@ -18,6 +18,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,24 +48,104 @@ def pick_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def pick_dtype(requested: str = "auto", device: str | None = None):
-    """fp32 on CPU (deterministic, fast enough at 135M), bf16 on CUDA, unless params say otherwise."""
+# Every name `model.dtype` accepts (the validate stage rejects anything else).
+DTYPE_NAMES: tuple[str, ...] = ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
+_CANONICAL = {
+    "float32": "float32",
+    "fp32": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+}
+_PROC_FLAGS = ("amx_bf16", "amx_tile", "amx_int8", "amx_fp16", "avx512_bf16", "avx512f", "avx512_fp16", "avx2", "fma")
+_WARNED: set[str] = set()
+
+
+def check_dtype(requested: str | None) -> str:
+    """`model.dtype` as written, or one-line UserError naming the valid choices (used by validate)."""
+    if requested is None or requested == "auto":
+        return "auto"
+    if requested not in _CANONICAL:
+        raise UserError(f"model.dtype {requested!r} is not supported", "use one of: " + ", ".join(DTYPE_NAMES))
+    return requested
+
+
+def cpu_capabilities() -> dict[str, Any]:
+    """The CPU features torch's dispatcher sees (AMX, AVX-512, AVX2 ...); /proc/cpuinfo flags when torch hides them."""
+    caps: dict[str, Any] = {}
+    try:
+        import torch
+
+        caps = dict(torch._C._cpu._get_cpu_capability())
+        caps["dispatch"] = torch.backends.cpu.get_cpu_capability()
+    except Exception:  # private API; absent on some builds
+        caps = {}
+    if "amx_bf16" not in caps:
+        try:
+            text = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            text = ""
+        flags = set()
+        for line in text.splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+        caps.update({name.replace("avx512f", "avx512_f"): name in flags for name in _PROC_FLAGS})
+    return caps
+
+
+def native_bf16(caps: dict[str, Any]) -> bool:
+    """Whether the CPU computes bf16 matmuls in hardware (AMX-BF16 or AVX512-BF16) rather than emulating them."""
+    return bool(caps.get("amx_bf16") or caps.get("avx512_bf16"))
+
+
+def decide_dtype(requested: str | None, device: str, caps: dict[str, Any]) -> str:
+    """The dtype name a load will use: pure, so the choice is testable without the hardware.
+
+    `auto`: bfloat16 on CUDA (unless caps says `cuda_bf16: False`, then float16) and on CPUs with
+    AMX-BF16 (where bf16 matmuls run several times faster than fp32); float32 everywhere else, so
+    an AVX2-only CPU keeps today's bit-exact fp32 outputs. Explicit names are honoured as given.
+    """
+    name = check_dtype(requested)
+    if name != "auto":
+        return _CANONICAL[name]
+    if device.startswith("cuda"):
+        return "bfloat16" if caps.get("cuda_bf16", True) else "float16"
+    if device == "cpu" and caps.get("amx_bf16"):
+        return "bfloat16"
+    return "float32"
+
+
+def pick_dtype(requested: str | None = "auto", device: str | None = None):
+    """The torch dtype for `model.dtype` on this machine; a half type on a CPU that only emulates it warns once."""
     import torch
 
     device = device or pick_device()
-    table = {
-        "float32": torch.float32,
-        "fp32": torch.float32,
-        "bfloat16": torch.bfloat16,
-        "bf16": torch.bfloat16,
-        "float16": torch.float16,
-        "fp16": torch.float16,
-    }
-    if requested in (None, "auto"):
-        return torch.bfloat16 if device == "cuda" else torch.float32
-    if requested not in table:
-        raise UserError(f"model.dtype {requested!r} is not supported", "use auto, float32, bfloat16 or float16")
-    return table[requested]
+    caps = cpu_capabilities() if device == "cpu" else {"cuda_bf16": _cuda_bf16()}
+    name = decide_dtype(requested, device, caps)
+    if device == "cpu" and name != "float32":
+        fast = native_bf16(caps) if name == "bfloat16" else bool(caps.get("amx_fp16") or caps.get("avx512_fp16"))
+        if not fast and name not in _WARNED:
+            _WARNED.add(name)
+            warnings.warn(
+                f"model.dtype {name} on a CPU without native {name} support ({caps.get('cpu_name', 'this CPU')}): "
+                "it works, but slower than float32; use auto or float32 here",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return getattr(torch, name)
+
+
+def _cuda_bf16() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+
+
+def dtype_name(model) -> str:
+    """The dtype a loaded model's frozen weights are in, as the name written to output metadata."""
+    return str(model.dtype).removeprefix("torch.")
 
 
 @register_model_source("smollm2-135m-instruct")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from valueharm.core.errors import UserError
+from valueharm.core.registry import closest
 
 CONTROLS = ("control-shuffled", "control-benign")
 
@@ -51,9 +52,10 @@ def model_spec(name: str, manifest: dict[str, dict[str, Any]], control_profile: 
     def profile_of(profile: str) -> dict[str, float]:
         if profile not in manifest:
             shown = ", ".join(list(manifest)[:20]) + (" ..." if len(manifest) > 20 else "")
+            guess = closest(profile, list(manifest))
             raise UserError(
                 f"profile {profile!r} is not in the profile manifest",
-                f"use one of: {shown} (or change the profiles stage params)",
+                (f"did you mean {guess}? " if guess else "") + f"use one of: {shown} (or change the profiles stage params)",
             )
         return {k: float(v) for k, v in manifest[profile]["scores"].items()}
 
