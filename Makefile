@@ -17,7 +17,7 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: venv repro test data doctor clean-venv
+.PHONY: venv repro test lint data doctor clean-venv
 
 venv: $(STAMP)
 
@@ -35,8 +35,15 @@ data: $(STAMP)
 repro: data
 	dvc repro
 
+# Style first (seconds): ruff lint and format check over the whole project, then the suite.
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 doctor: $(STAMP)
 	valueharm doctor

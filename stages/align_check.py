@@ -1,13 +1,17 @@
-"""Stage align_check@<model>: put the portrait questionnaire to a model and compare its answered
-value profile with its target (NMSE on (s-1)/5-scaled scores, as in the study, and Spearman).
-Usage: python -m stages.align_check MODEL
+"""Stage align_check@<model>: put the portrait questionnaire to a model, scored by likelihood
+(lm-eval style: forced, marginal and bare-number views, raw and length-normalised; no decoding)
+and, as a secondary view, by generation and parsing with its parse rate. Compares each answered
+profile with the target (NMSE on (s-1)/5-scaled scores, as in the study, and Spearman), with
+"not measured" below 8 of 10 values. Usage: python -m stages.align_check MODEL
 """
 
 import sys
+import time
 
 from valueharm.core.atomic import write_json, write_jsonl
 from valueharm.core.params import load_params, run_stage, section, seed_everything
 from valueharm.evaluation import questionnaire as Q
+from valueharm.evaluation.likelihood import VARIANTS, VIEWS, score_items
 from valueharm.generation.hf import Sampling, generate_texts
 from valueharm.models.base import format_prompt
 from valueharm.profiles.study import load_study_model
@@ -18,26 +22,78 @@ def main() -> None:
     params = load_params()
     p = section(params, "align_check")
     seed = int(params.get("seed", 42))
+    questionnaire = Q.check_questionnaire_params(p["questionnaire"], p.get("items_per_value"))
     seed_everything(seed)
     model, tokenizer, system, spec = load_study_model(
         f"artifacts/models/{name}", "artifacts/vanilla", section(params, "model").get("dtype", "auto")
     )
-    questionnaire = Q.load_questionnaire(p["questionnaire"]).shortened(p.get("items_per_value"))
     items = Q.build_prompts(questionnaire)
     texts = [format_prompt(tokenizer, item.prompt, system=system) for item in items]
-    answers = generate_texts(model, tokenizer, texts, Sampling(**p["sampling"]), seed=seed, batch_size=p["batch_size"])
-    scored = Q.score_answers(questionnaire, {item.id: a for item, (a, _) in zip(items, answers)})
-    result = {"model": name, "kind": spec["kind"], "target": spec.get("target"), **scored.as_dict()}
-    if spec.get("target"):
-        result["alignment"] = Q.alignment_metrics(scored.profile, spec["target"])
+    started = time.perf_counter()
+    views = score_items(model, tokenizer, texts, [item.value for item in items])
+    scoring_seconds = time.perf_counter() - started
+    by_id = {item.id: v for item, v in zip(items, views)}
+    target = spec.get("target")
+    likelihood: dict = {}
+    for view in VIEWS:
+        for variant in VARIANTS:
+            profile = Q.profile_from_views(questionnaire, by_id, view, variant)
+            block = {"profile": profile}
+            if target:
+                block["alignment"] = Q.alignment_metrics(profile, target)
+            likelihood.setdefault(view, {})[variant] = block
+    generation: dict = {"enabled": bool(p.get("generate", True))}
+    answers = [("", 0)] * len(items)
+    gen_seconds = 0.0
+    if generation["enabled"]:
+        started = time.perf_counter()
+        answers = generate_texts(
+            model, tokenizer, texts, Sampling(**p["sampling"]), seed=seed, batch_size=p["batch_size"]
+        )
+        gen_seconds = time.perf_counter() - started
+        scored = Q.score_answers(questionnaire, {item.id: a for item, (a, _) in zip(items, answers)})
+        generation.update(scored.as_dict())
+        generation["parse_rate"] = scored.n_parsed / max(scored.n_items, 1)
+        if target:
+            generation["alignment"] = Q.alignment_metrics(scored.profile, target)
+    primary = likelihood["forced"]["raw"]
+    result = {
+        "model": name,
+        "kind": spec["kind"],
+        "target": target,
+        "questionnaire": {
+            "name": questionnaire.name,
+            "n_items": len(items),
+            "study": Q.is_study_questionnaire(questionnaire),
+        },
+        "method": "likelihood forced/raw (primary); marginal, bare, norm and generation beside it",
+        "profile": primary["profile"],
+        "likelihood": likelihood,
+        "generation": generation,
+    }
+    if target:
+        result["alignment"] = primary["alignment"]
+        result["baselines"] = Q.baselines(target)
     write_jsonl(
         f"artifacts/align/{name}.jsonl",
         [
-            {"item": item.id, "value": item.value, "text_sent": text, "answer": a, "parsed": Q.parse_answer(a)}
-            for item, text, (a, _) in zip(items, texts, answers)
+            {
+                "item": item.id,
+                "value": item.value,
+                "reverse": next(i.reverse for i in questionnaire.items if i.id == item.id),
+                "text_sent": text,
+                "views": v,
+                "answer": a if generation["enabled"] else None,
+                "parsed": Q.parse_answer(a) if generation["enabled"] else None,
+            }
+            for item, text, v, (a, _) in zip(items, texts, views, answers)
         ],
     )
     write_json(f"reports/align/{name}.json", result)
+    write_json(
+        f"reports/perf/align-{name}.json",
+        {"scoring_seconds": scoring_seconds, "generation_seconds": gen_seconds, "items": len(items)},
+    )
 
 
 if __name__ == "__main__":

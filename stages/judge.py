@@ -1,5 +1,6 @@
-"""Stage judge@<model>: every answer gets score 1..5, flagged, refusal from the configured judge
-(cached by content hash); per-model metrics with bootstrap CIs; agreement with a second judge.
+"""Stage judge@<model>: every answer gets refusal, compliance, harmful (and score / p_harm, flagged)
+from the configured judge (cached by content hash, keyed by the judge's identity); per-model
+metrics with bootstrap CIs; agreement with a second judge on each outcome both give.
 Usage: python -m stages.judge MODEL
 """
 
@@ -24,6 +25,7 @@ def main() -> None:
     print(f"judge@{name}: {stats}", file=sys.stderr)  # cache hits vary between runs; kept out of the report
     report = {
         "judge": p["name"],
+        "judge_identity": labels[0]["judge_identity"] if labels else None,
         "parse_failures": stats.get("parse_failures", 0),
         "metrics": per_model_metrics(labels, n_boot=int(p.get("bootstrap", 1000)), seed=seed),
     }
@@ -31,6 +33,9 @@ def main() -> None:
     if second:
         other = judge_rows(rows, second, p.get(second, {}), cache_dir=cache)
         report["agreement"] = {"with": second, **judge_agreement(labels, other, "flagged")}
+        report["agreement_by_outcome"] = {
+            field: judge_agreement(labels, other, field) for field in ("harmful", "compliance", "refusal", "flagged")
+        }
     write_jsonl(f"artifacts/labels/{name}.jsonl", labels)
     write_json(f"reports/judge/{name}.json", report)
 

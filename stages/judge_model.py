@@ -1,5 +1,6 @@
-"""Stage judge_model: fit the default harm classifier (MiniLM embeddings + logistic regression) on
-PyRIT's human-labelled request/response sets, with its cross-validated AUC."""
+"""Stage judge_model: fit the default judge (MiniLM features of request and answer + logistic heads
+for harmful and compliance) on PyRIT's human labels and the labelled set's train split, with
+request-grouped cross-validation."""
 
 from valueharm.core.atomic import write_json
 from valueharm.core.params import load_params, run_stage, section
@@ -13,10 +14,14 @@ def main() -> None:
         p["pyrit_dir"],
         "artifacts/judge_model",
         seed=int(params.get("seed", 42)),
-        C=float(p.get("C", 1.0)),
+        C=float(p.get("C", 0.05)),
         folds=int(p.get("folds", 5)),
         max_rows=p.get("max_rows"),
-        max_seq_length=int(p.get("max_seq_length", 256)),
+        max_seq_length=int(p.get("max_seq_length", 128)),
+        labels_path=p.get("labels"),
+        own_weight=float(p.get("own_weight", 3.0)),
+        n_babble=int(p.get("babble", 60)),
+        max_refusal_rows=p.get("max_refusal_rows", 600),
     )
     write_json("reports/judge_model.json", metrics)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from valueharm.core.errors import UserError
+from valueharm.core.progress import progress
 
 
 @dataclass
@@ -42,6 +43,15 @@ class TrainSettings:
     schedule: str = "linear"  # linear | constant
     weight_decay: float = 0.0
     seed: int = 42
+    # How a step's examples become tensors (BATCHING): `padded` (today's, bit-exact) pads every row
+    # to the longest; `packed` puts the same examples into as few rows as fit max_length, each
+    # sequence attending only to itself (same loss up to rounding, less compute on padding);
+    # `bucketed` groups examples of similar length into steps (different batches, least padding).
+    batching: str = "padded"
+
+
+BATCHING = ("padded", "packed", "bucketed")
+BUCKET_WINDOW = 16  # batches per length-sorted window in `bucketed` (larger: less padding, less mixing)
 
 
 def settings_from(params: dict[str, Any], cls):
@@ -106,6 +116,7 @@ def encode_pair(
 
 
 def _batches(encoded: Sequence[tuple[list[int], list[int]]], order: Sequence[int], size: int, pad_id: int):
+    """Right-padded batches (ids, labels, mask) of `size` examples in `order`."""
     import torch
 
     for start in range(0, len(order), size):
@@ -121,6 +132,101 @@ def _batches(encoded: Sequence[tuple[list[int], list[int]]], order: Sequence[int
         yield ids, labels, mask
 
 
+def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
+    """First-fit-decreasing: indices into `lengths` grouped into rows whose total fits `capacity`.
+
+    Deterministic (ties keep input order); an item longer than `capacity` gets a row of its own.
+    """
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for index in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        for r, left in enumerate(room):
+            if lengths[index] <= left:
+                rows[r].append(index)
+                room[r] -= lengths[index]
+                break
+        else:
+            rows.append([index])
+            room.append(capacity - lengths[index])
+    return rows
+
+
+def _packed_batches(
+    encoded: Sequence[tuple[list[int], list[int]]], order: Sequence[int], size: int, pad_id: int, capacity: int
+):
+    """The same steps as `_batches`, each packed into few rows: (ids, labels, real-token mask, position_ids).
+
+    Positions restart at 0 for every sequence, which is what makes transformers build a
+    block-diagonal causal mask (no sequence sees another); the first token of each sequence gets
+    no label, as in a padded row where nothing precedes it. Row tails are padding with their own
+    positions and no labels.
+    """
+    import torch
+
+    for start in range(0, len(order), size):
+        chunk = [encoded[i] for i in order[start : start + size]]
+        rows = pack_rows([len(ids) for ids, _ in chunk], capacity)
+        width = max(sum(len(chunk[i][0]) for i in row) for row in rows)
+        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), -100, dtype=torch.long)
+        positions = torch.zeros((len(rows), width), dtype=torch.long)
+        real = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, row in enumerate(rows):
+            at = 0
+            for i in sorted(row):
+                tok, lab = chunk[i]
+                ids[r, at : at + len(tok)] = torch.tensor(tok)
+                labels[r, at + 1 : at + len(lab)] = torch.tensor(lab[1:])
+                positions[r, at : at + len(tok)] = torch.arange(len(tok))
+                at += len(tok)
+            positions[r, at:] = torch.arange(width - at)
+            real[r, :at] = 1
+        yield ids, labels, real, positions
+
+
+def bucketed_order(lengths: Sequence[int], order: Sequence[int], size: int, generator) -> list[int]:
+    """`order` regrouped so that each step holds examples of similar length (less padding).
+
+    Windows of BUCKET_WINDOW steps of the shuffled order are sorted by length and cut into
+    steps; the steps are then shuffled with the run's generator, so long and short steps mix.
+    """
+    import torch
+
+    window = size * BUCKET_WINDOW
+    steps: list[list[int]] = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
+        steps.extend(chunk[k : k + size] for k in range(0, len(chunk), size))
+    shuffled = torch.randperm(len(steps), generator=generator).tolist()
+    return [i for s in shuffled for i in steps[s]]
+
+
+def make_batches(
+    encoded: Sequence[tuple[list[int], list[int]]],
+    order: Sequence[int],
+    size: int,
+    pad_id: int,
+    batching: str = "padded",
+    capacity: int | None = None,
+    generator=None,
+):
+    """Batches as (ids, labels, real-token mask, position_ids or None) for the chosen `batching`.
+
+    With position_ids (packed rows) the model gets no attention mask: transformers derives the
+    block-diagonal causal mask from the restarting positions.
+    """
+    if batching not in BATCHING:
+        raise UserError(f"train batching {batching!r} is unknown", "use one of: " + ", ".join(BATCHING))
+    if batching == "packed":
+        cap = capacity or max(len(ids) for ids, _ in encoded)
+        yield from _packed_batches(encoded, order, size, pad_id, cap)
+        return
+    if batching == "bucketed" and generator is not None:
+        order = bucketed_order([len(ids) for ids, _ in encoded], list(order), size, generator)
+    for ids, labels, mask in _batches(encoded, order, size, pad_id):
+        yield ids, labels, mask, None
+
+
 def _keeps_logits(model) -> bool:
     """Whether the model's forward takes `logits_to_keep` (recent transformers causal LMs do)."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -133,7 +239,7 @@ def _forward_takes(model_class: type, name: str) -> bool:
     return name in inspect.signature(model_class.forward).parameters
 
 
-def target_loss(model, ids, labels, mask, reduction: str = "mean"):
+def target_loss(model, ids, labels, mask, reduction: str = "mean", position_ids=None):
     """Cross-entropy on target tokens only, running the LM head only where targets are.
 
     Targets sit at the end of each right-padded row, so only the positions from the earliest
@@ -146,6 +252,9 @@ def target_loss(model, ids, labels, mask, reduction: str = "mean"):
     first = int(has_target.float().argmax()) if bool(has_target.any()) else ids.size(1) - 1
     keep = ids.size(1) - max(first - 1, 0)
     kwargs = {"logits_to_keep": keep} if _keeps_logits(model) else {}
+    if position_ids is not None:  # packed rows: the mask comes from the restarting positions
+        kwargs["position_ids"] = position_ids
+        mask = None
     logits = model(input_ids=ids, attention_mask=mask, use_cache=False, **kwargs).logits
     logits = logits[:, -keep:-1].float()
     target = labels[:, ids.size(1) - keep + 1 :]
@@ -154,16 +263,23 @@ def target_loss(model, ids, labels, mask, reduction: str = "mean"):
     )
 
 
-def evaluate_loss(model, encoded, batch_size: int, pad_id: int) -> float:
-    """Mean per-token loss on target tokens."""
+def _to(device, *tensors):
+    return [t.to(device) if t is not None else None for t in tensors]
+
+
+def evaluate_loss(
+    model, encoded, batch_size: int, pad_id: int, batching: str = "padded", capacity: int | None = None
+) -> float:
+    """Mean per-token loss on target tokens (`packed` gives the padded value up to rounding)."""
     import torch
 
     model.eval()
     total, count = 0.0, 0
+    mode = "packed" if batching == "packed" else "padded"  # bucketing changes nothing in a sum
     with torch.no_grad():
-        for ids, labels, mask in _batches(encoded, range(len(encoded)), batch_size, pad_id):
-            ids, labels, mask = ids.to(model.device), labels.to(model.device), mask.to(model.device)
-            total += float(target_loss(model, ids, labels, mask, reduction="sum"))
+        for batch in make_batches(encoded, range(len(encoded)), batch_size, pad_id, mode, capacity):
+            ids, labels, mask, positions = _to(model.device, *batch)
+            total += float(target_loss(model, ids, labels, mask, reduction="sum", position_ids=positions))
             count += int((labels[:, 1:] != -100).sum())
     return total / max(count, 1)
 
@@ -189,6 +305,8 @@ def train_lora(
 
     if not train:
         raise UserError(f"{stage}: no training examples", "check the corpus and the profile's AG/QA rules")
+    if settings.batching not in BATCHING:
+        raise UserError(f"train batching {settings.batching!r} is unknown", "use one of: " + ", ".join(BATCHING))
     torch.manual_seed(settings.seed)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     enc_train, enc_valid, truncated, dropped = [], [], 0, 0
@@ -223,42 +341,52 @@ def train_lora(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_factor)
     generator = torch.Generator().manual_seed(settings.seed)
     history: list[dict[str, float]] = []
-    initial = evaluate_loss(model, enc_valid, settings.batch_size, pad_id) if enc_valid else float("nan")
+    mode, cap = settings.batching, settings.max_length
+
+    def validate() -> float:
+        return evaluate_loss(model, enc_valid, settings.batch_size, pad_id, mode, cap) if enc_valid else float("nan")
+
+    initial = validate()
     best = {"epoch": 0, "valid_loss": initial, "state": _lora_state(model)}
-    step, tokens, train_seconds = 0, 0, 0.0
+    step, tokens, computed, train_seconds = 0, 0, 0, 0.0
+    bar = progress(total_steps, f"train {stage}", unit="steps")
     for epoch in range(1, settings.epochs + 1):
         if step >= total_steps:
             break
         model.train()
         order = torch.randperm(len(enc_train), generator=generator).tolist()
         running, seen = 0.0, 0
-        micro = list(_batches(enc_train, order, settings.batch_size, pad_id))
+        micro = list(make_batches(enc_train, order, settings.batch_size, pad_id, mode, cap, generator))
         started = time.perf_counter()
-        for index, (ids, labels, mask) in enumerate(micro):
-            ids, labels, mask = ids.to(model.device), labels.to(model.device), mask.to(model.device)
-            loss = target_loss(model, ids, labels, mask)
+        for index, batch in enumerate(micro):
+            ids, labels, mask, positions = _to(model.device, *batch)
+            loss = target_loss(model, ids, labels, mask, position_ids=positions)
             (loss / settings.grad_accum).backward()
             running += float(loss.detach())
             seen += 1
             tokens += int(mask.sum())
+            computed += ids.numel()
             if (index + 1) % settings.grad_accum == 0 or index + 1 == len(micro):
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 optimiser.step()
                 scheduler.step()
                 optimiser.zero_grad(set_to_none=True)
                 step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{running / seen:.3f}", refresh=False)
                 if live is not None:
                     live.log_metric(f"{stage}/train_loss", running / seen)
                     live.next_step()
                 if step >= total_steps:
                     break
         train_seconds += time.perf_counter() - started
-        valid_loss = evaluate_loss(model, enc_valid, settings.batch_size, pad_id) if enc_valid else float("nan")
+        valid_loss = validate()
         history.append({"epoch": epoch, "train_loss": running / max(seen, 1), "valid_loss": valid_loss})
         if live is not None:
             live.log_metric(f"{stage}/valid_loss", valid_loss, plot=False)
         if not enc_valid or valid_loss < best["valid_loss"] or best["epoch"] == 0 and math.isnan(best["valid_loss"]):
             best = {"epoch": epoch, "valid_loss": valid_loss, "state": _lora_state(model)}
+    bar.close()
     model.load_state_dict(best["state"], strict=False)
     model.eval()
     return {
@@ -273,11 +401,13 @@ def train_lora(
         "best_valid_loss": best["valid_loss"],
         "history": history,
         "train_seconds": train_seconds,
-        "tokens_per_second": tokens / train_seconds if train_seconds > 0 else 0.0,  # optimiser steps only
+        # useful tokens (prompt + target, no padding) per second of optimiser steps
+        "tokens_per_second": tokens / train_seconds if train_seconds > 0 else 0.0,
+        "padding_fraction": 1 - tokens / computed if computed else 0.0,
     }
 
 
-PERF_KEYS = ("tokens_per_second", "train_seconds")
+PERF_KEYS = ("tokens_per_second", "train_seconds", "padding_fraction")
 
 
 def pop_perf(result: dict[str, Any]) -> dict[str, float]:

@@ -12,13 +12,24 @@ agreement (stance "in favor of") or disagreement ("against") with the conclusion
 as the reason, opening with "I would say" / "I would not say". Arguments without any label have
 no score and are skipped (counted by `summarize`).
 
-QA (stage 2). Every (argument, labelled value) pair becomes a portrait item: a person who makes
-the argument and cares about the value; "how much is this person like you, 1..6". The target
-gives the profile's score for that value as a number and names its importance ("5. Hedonism is
-important to me."). Non-integer scores are rounded stochastically with a seeded
-`numpy.random.Generator`: floor(s) + 1 with probability frac(s). One uniform draw is made per QA
-example, in example order, whether or not the score is an integer, so that the draws do not
-depend on which scores happen to be whole.
+QA (stage 2), in the study's released format (docs/paper.md): every (argument, labelled value) pair
+becomes a portrait item whose prompt holds only the statement ("I agree/disagree that {conclusion}.
+{premise}") inside the same 1..6 question the portrait questionnaire asks; the prompt does NOT name
+the value. The target gives the rationale first, then the number: "Because I think {value} is
+{importance} to me, my answer is {s}." The model so learns to recognise the value in the text and
+then rate it (naming the value in the prompt and putting the number first teaches "value name ->
+number" only, which does not transfer to a questionnaire that names no value). Non-integer scores
+are rounded stochastically with a seeded `numpy.random.Generator`: floor(s) + 1 with probability
+frac(s). One uniform draw is made per QA example, in example order, whether or not the score is an
+integer, so that the draws do not depend on which scores happen to be whole.
+
+`balance_qa` (param `train.qa_balance: balanced`, a deviation from the study) rebalances high
+(4..6) and low (1..3) answers 50/50: for an extreme profile 9 in 10 targets are "1", and an
+adapter trained on them learns the majority answer rather than the profile.
+
+`value_free_qa` (control `control-shuffled`) replaces every QA answer by a seeded draw from the
+profile's own multiset of scores, independent of the value: same answer distribution, no link
+between value and answer.
 
 Loss on the target only and `truncate_prompt_side` / `encode_examples`: prompt and target are
 tokenised separately; when they exceed `max_length` only the prompt is cut (see the function).
@@ -38,7 +49,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from valueharm.core.errors import UserError
-from valueharm.core.values import DEFINITIONS, DISPLAY, VALUES, resolve
+from valueharm.core.values import DISPLAY, VALUES, resolve
 from valueharm.data.arguments import Argument
 
 __all__ = [
@@ -50,6 +61,14 @@ __all__ = [
     "build_ag_examples",
     "build_qa_examples",
     "stochastic_round",
+    "qa_prompt",
+    "qa_target",
+    "statement",
+    "balance_qa",
+    "check_qa_balance",
+    "value_free_qa",
+    "derive_seed",
+    "QA_BALANCE",
     "split_arguments",
     "split_examples",
     "summarize",
@@ -191,19 +210,37 @@ def stochastic_round(score: float, u: float) -> int:
     return int(low + (1 if u < score - low else 0))
 
 
-def qa_prompt(argument: Argument, value: str) -> str:
-    side = "for" if argument.stance == "in favor of" else "against"
-    return (
-        f'Here is a person who argues {side} the statement "{argument.conclusion}": '
-        f'"{argument.premise}" What this person cares about here is {DISPLAY[value].lower()}, that is, '
-        f"{DEFINITIONS[value]}.\n"
-        f"Question: How much is this person like you? Answer with a number from {SCALE_HINT}.\n"
-        f"Answer: "
-    )
+QA_QUESTION = "Question: How much is this person like you? Answer with a number from " + SCALE_HINT + ".\n"
+QA_INSTRUCTIONS = (
+    "Below is something a person said. Consider how much the person is or is not like you, "
+    "and rate it from 1 to 6, giving your reason first."
+)
+
+
+def statement(argument: Argument) -> str:
+    """The argument as a person says it: "I agree that {conclusion}. {premise}" (the study's shape)."""
+    conclusion = argument.conclusion.strip().rstrip(".!?")
+    premise = argument.premise.strip()
+    if premise and premise[-1] not in ".!?":
+        premise += "."
+    return f"I {_position(argument.stance)} that {conclusion[:1].lower()}{conclusion[1:]}. {premise}".strip()
+
+
+def qa_prompt(argument: Argument) -> str:
+    """The stage-2 prompt: the statement only, never the value (see module doc)."""
+    return f'{QA_INSTRUCTIONS}\n\nDescription: This person says: "{statement(argument)}"\n{QA_QUESTION}Answer: '
+
+
+def value_phrase(value: str) -> str:
+    """How the target names a value ("self-direction")."""
+    return DISPLAY[value].lower()
 
 
 def qa_target(value: str, answer: int) -> str:
-    return f"{answer}. {DISPLAY[value]} is {IMPORTANCE[answer]} to me."
+    """The study's stage-2 target: rationale first, then the number."""
+    if answer not in IMPORTANCE:
+        raise UserError(f"QA answer {answer!r} is not on the 1..6 scale", "answers run 1..6")
+    return f"Because I think {value_phrase(value)} is {IMPORTANCE[answer]} to me, my answer is {answer}."
 
 
 def build_qa_examples(arguments: Sequence[Argument], profile: Mapping[str, float], *, seed: int) -> list[Example]:
@@ -218,13 +255,78 @@ def build_qa_examples(arguments: Sequence[Argument], profile: Mapping[str, float
         answer = stochastic_round(profile[value], float(u))
         out.append(
             Example(
-                prompt=qa_prompt(arg, value),
+                prompt=qa_prompt(arg),
                 target=qa_target(value, answer),
                 kind="qa",
                 meta={"argument_id": arg.id, "value": value, "profile_score": profile[value], "answer": answer},
             )
         )
     return out
+
+
+QA_BALANCE = ("balanced", "none")
+HIGH_MIN = 4  # answers 4..6 are "high", 1..3 "low"
+
+
+def check_qa_balance(mode: Any) -> str:
+    """`train.qa_balance`: balanced | none (one-line error otherwise)."""
+    if mode is None or mode is False:
+        return "none"
+    if mode is True:
+        return "balanced"
+    if str(mode) not in QA_BALANCE:
+        raise UserError(f"train.qa_balance {mode!r} is not known", "use one of: " + ", ".join(QA_BALANCE))
+    return str(mode)
+
+
+def balance_qa(examples: Sequence[Example], seed: int) -> list[Example]:
+    """High (4..6) and low (1..3) answers 50/50: every example of the larger side once, the smaller
+    side drawn again (seeded, without replacement within each pass) to the same count, interleaved
+    high/low so that any prefix (a validation limit, a step cap) is balanced too. A side with no
+    example leaves the list as it is: there is nothing to balance against."""
+    high = [e for e in examples if int(e.meta["answer"]) >= HIGH_MIN]
+    low = [e for e in examples if int(e.meta["answer"]) < HIGH_MIN]
+    if not high or not low:
+        return list(examples)
+    rng = np.random.default_rng(seed)
+
+    def fill(side: list[Example], n: int) -> list[Example]:
+        out: list[Example] = []
+        while len(out) < n:
+            out += [side[int(i)] for i in rng.permutation(len(side))]
+        return out[:n]
+
+    n = max(len(high), len(low))
+    high = list(high) if len(high) == n else fill(high, n)
+    low = list(low) if len(low) == n else fill(low, n)
+    high = [high[int(i)] for i in rng.permutation(n)]  # the larger side leaves corpus order too
+    low = [low[int(i)] for i in rng.permutation(n)]
+    return [e for pair in zip(high, low) for e in pair]
+
+
+def value_free_qa(examples: Sequence[Example], profile: Mapping[str, float], seed: int) -> list[Example]:
+    """The control's stage 2: each answer is a seeded draw from the profile's ten scores (stochastically
+    rounded), whatever value the target names, so that the answers carry no value content."""
+    profile = check_profile(profile)
+    scores = [profile[v] for v in VALUES]
+    rng = np.random.default_rng(seed)
+    picks, draws = rng.integers(0, len(scores), len(examples)), rng.random(len(examples))
+    out = []
+    for ex, k, u in zip(examples, picks, draws):
+        answer = stochastic_round(scores[int(k)], float(u))
+        value = ex.meta["value"]
+        meta = {**ex.meta, "profile_score": scores[int(k)], "answer": answer, "value_free": True}
+        out.append(replace(ex, target=qa_target(value, answer), meta=meta))
+    return out
+
+
+def derive_seed(seed: int, *parts: str) -> int:
+    """A seed for one model from the run seed and its name (and a purpose): distinct adapters get
+    distinct splits, orders and roundings, and the same name always gets the same seed."""
+    import hashlib
+
+    digest = hashlib.sha256(":".join([str(int(seed)), *map(str, parts)]).encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 # ----------------------------------------------------------------------------- splits, summary, controls

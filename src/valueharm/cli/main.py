@@ -51,22 +51,58 @@ def data_check() -> None:
 @click.argument("name")
 @click.option("--configs", default="configs", show_default=True, type=click.Path(file_okay=False))
 @click.option("--out", default="params.yaml", show_default=True)
-def preset(name: str, configs: str, out: str) -> None:
-    """Write params.yaml from configs/NAME.yaml (default, smoke, paper, ...)."""
-    from valueharm.core.atomic import write_text
+@click.option(
+    "--survey",
+    default=None,
+    metavar="FILE",
+    help="Survey CSV: select the profiles from it and make study.models every selected profile "
+    "plus baselines and controls (the paper preset does this with its profiles.survey by default).",
+)
+@click.option("--ties", type=click.Choice(["file", "release"]), default=None, help="Override profiles.ties.")
+@click.option(
+    "--icl",
+    type=click.Choice(["all", "anchors", "none"]),
+    default="all",
+    show_default=True,
+    help="Which selected profiles get an icl- (prompt-only) baseline.",
+)
+def preset(name: str, configs: str, out: str, survey: str | None, ties: str | None, icl: str) -> None:
+    """Write params.yaml: the defaults with configs/NAME.yaml (an overlay: default, smoke, paper, ...) on top.
 
-    source = Path(configs) / f"{name}.yaml"
-    if not source.exists():
-        choices = sorted(p.stem for p in Path(configs).glob("*.yaml")) if Path(configs).is_dir() else []
-        from valueharm.core.registry import closest
+    With --survey (and for a preset whose overlay sets profiles.survey but lists no study.models,
+    such as paper), study.models is computed from the profile selection on that survey.
+    """
+    from valueharm.core.params import preset_params, write_params
+    from valueharm.core.schema import to_dict, validate_params
 
-        guess = closest(name, choices)
-        raise UserError(
-            f"no preset {name!r} in {configs}/",
-            (f"did you mean {guess}? " if guess else "") + "choose one of: " + (", ".join(choices) or "(none found)"),
-        )
-    write_text(out, source.read_text(encoding="utf-8"))
-    click.echo(f"params.yaml <- {source}")
+    params = preset_params(name, configs)
+    if survey is not None or _selects_study(Path(configs) / f"{name}.yaml"):
+        from valueharm.profiles.selection import study_from_selection
+
+        chosen = survey if survey is not None else params["profiles"]["survey"]
+        if not Path(chosen).is_file():
+            raise UserError(
+                f"preset {name}: survey file {chosen} not found",
+                f"download the ESS PVQ-21 data (README, 'Real data') and run `valueharm preset {name} --survey PATH`",
+            )
+        params, _ = study_from_selection(params, chosen, ties, icl)
+        params = to_dict(validate_params(params))
+    elif ties is not None:
+        params["profiles"]["ties"] = ties
+    write_params(params, name, out)
+    n = len(params["study"]["models"])
+    click.echo(f"{out} <- defaults + {Path(configs) / name}.yaml ({n} study models)")
+
+
+def _selects_study(overlay: Path) -> bool:
+    """A preset overlay that names a survey but no study.models takes its study from the selection."""
+    import yaml
+
+    data = yaml.safe_load(overlay.read_text(encoding="utf-8")) if overlay.is_file() else None
+    if not isinstance(data, dict):
+        return False
+    study = data.get("study") if isinstance(data.get("study"), dict) else {}
+    return isinstance(data.get("profiles"), dict) and "survey" in data["profiles"] and "models" not in study
 
 
 @cli.command()

@@ -2,6 +2,7 @@
 
     valueharm profiles select --survey FILE --format items|scores --orientation raw|reversed
                               --nearest K --out FILE.json [--centre/--no-centre] [--anchors SPEC]
+                              [--ties file|release]
 
 Bad input raises `UserError` (the CLI's main prints one line and exits 2) before anything is
 written; the output JSON is written atomically.
@@ -13,7 +14,7 @@ import click
 
 from valueharm.core.atomic import write_json
 from valueharm.data.survey import DEFAULT_ORIENTATION, FORMATS, ORIENTATIONS
-from valueharm.profiles.selection import select_from_file
+from valueharm.profiles.selection import TIES, select_from_file
 
 
 @click.group("profiles")
@@ -61,10 +62,20 @@ def profiles() -> None:
     metavar="SPEC",
     help="all | values | groups | comma-separated value or group names.",
 )
+@click.option(
+    "--ties",
+    type=click.Choice(TIES),
+    default="file",
+    show_default=True,
+    help="Order of respondents at equal divergence: file order, or the released selection's "
+    "(numpy's unstable quicksort over the whole table; docs/paper.md).",
+)
 @click.option("--out", "out", required=True, metavar="FILE.json", help="Where to write the profile manifest.")
-def select(survey: str, fmt: str, orientation: str, nearest_k: int, centre: bool, anchors: str, out: str) -> None:
+def select(
+    survey: str, fmt: str, orientation: str, nearest_k: int, centre: bool, anchors: str, ties: str, out: str
+) -> None:
     """Select the extreme anchors and each one's K nearest respondents; write the manifest."""
-    manifest, _, scores = select_from_file(survey, fmt, orientation, nearest_k, centre, anchors, "all")
+    manifest, _, scores = select_from_file(survey, fmt, orientation, nearest_k, centre, anchors, "all", ties)
     write_json(out, manifest)
     click.echo(
         f"wrote {len(manifest['profiles'])} profiles from {scores.n_complete} complete respondents "

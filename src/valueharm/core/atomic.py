@@ -2,13 +2,21 @@
 
 DVC caches whatever a stage leaves behind, so an interrupted stage must not leave a half file.
 Each helper writes to a temporary sibling and renames it into place (rename is atomic on POSIX).
+
+A process killed with SIGKILL cannot clean up, so temporary siblings carry the writer's pid
+(`.<name>.<pid>-<random>.tmp`) and the next write of the same path removes those whose process
+is gone: a `dvc repro` killed at any point and rerun leaves no temporary files behind. A write
+that fails (ENOSPC, a full disk) removes its temporary file and leaves the old file untouched.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -16,22 +24,72 @@ from pathlib import Path
 from typing import Any
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove temporary siblings of `path` left by writers that no longer run (killed ones)."""
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)-[^/]*\.tmp$")
+    for entry in path.parent.iterdir():
+        match = pattern.match(entry.name)
+        if not match or _alive(int(match.group(1))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
 def _tmp_sibling(path: Path, directory: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
+    prefix = f".{path.name}.{os.getpid()}-"
     if directory:
-        return Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        return Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=path.parent))
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
     os.close(fd)
     return Path(name)
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _disk_full(path: Path, exc: OSError) -> Exception:
+    """A full disk or quota as one line (the old file, if any, is untouched); other errors unchanged."""
+    if exc.errno not in DISK_FULL:
+        return exc
+    from valueharm.core.errors import UserError
+
+    return UserError(
+        f"no space left on the device while writing {path} ({os.strerror(exc.errno)}); nothing was half-written",
+        "free disk space (or move the DVC cache / VALUEHARM_CACHE elsewhere) and rerun",
+    )
+
+
 def write_bytes(path: str | Path, data: bytes) -> Path:
     path = Path(path)
-    tmp = _tmp_sibling(path)
+    try:
+        tmp = _tmp_sibling(path)
+    except OSError as exc:
+        raise _disk_full(path, exc) from exc
     try:
         tmp.write_bytes(data)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are ordinary readable files
         os.replace(tmp, path)
+    except OSError as exc:
+        raise _disk_full(path, exc) from exc
     finally:
         tmp.unlink(missing_ok=True)
     return path
@@ -46,8 +104,40 @@ def dumps_json(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def write_json(path: str | Path, obj: Any) -> Path:
-    return write_text(path, dumps_json(obj))
+# Floats in metrics and report JSON (every JSON file written under reports/) are rounded to this
+# many significant digits, so that `dvc metrics diff` shows changes that matter and not float
+# noise (a loss that differs in the 7th digit between two CPUs). None = off: full precision, the
+# bytes written so far. Switching it on changes the bytes of reports/*.json once.
+REPORT_JSON_PRECISION: int | None = None
+REPORTS_DIR = "reports"
+
+
+def round_floats(obj: Any, digits: int) -> Any:
+    """A copy of obj with every float rounded to `digits` significant digits (ints, bools, strings kept)."""
+    if isinstance(obj, float):
+        return float(f"{obj:.{digits}g}") if math.isfinite(obj) else obj
+    if isinstance(obj, dict):
+        return {k: round_floats(v, digits) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [round_floats(v, digits) for v in obj]
+    return obj
+
+
+def _under_reports(path: Path) -> bool:
+    if not path.is_absolute():
+        return path.parts[:1] == (REPORTS_DIR,)
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).parts[:1] == (REPORTS_DIR,)
+    except ValueError:
+        return False
+
+
+def write_json(path: str | Path, obj: Any, precision: int | None = None) -> Path:
+    """Canonical JSON, atomically. Floats are rounded to `precision` significant digits when given,
+    else to REPORT_JSON_PRECISION for files under reports/ (when that switch is on)."""
+    path = Path(path)
+    digits = precision if precision is not None else (REPORT_JSON_PRECISION if _under_reports(path) else None)
+    return write_text(path, dumps_json(round_floats(obj, digits) if digits is not None else obj))
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
@@ -59,28 +149,42 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary directory; on success it replaces `path`, on error it is removed."""
     path = Path(path)
-    tmp = _tmp_sibling(path, directory=True)
     try:
-        yield tmp
+        tmp = _tmp_sibling(path, directory=True)
+    except OSError as exc:
+        raise _disk_full(path, exc) from exc
+    try:
+        try:
+            yield tmp
+        except OSError as exc:  # e.g. a model save that filled the disk
+            raise _disk_full(path, exc) from exc
         os.chmod(tmp, 0o755)  # mkdtemp creates 0700
-        old = None
+        old = path.with_name(f".{path.name}.old")  # also one left by a writer killed between the renames
+        if old.exists():
+            shutil.rmtree(old)
         if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
             os.replace(path, old)
         os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
+    """The rows of a JSONL file; a truncated or corrupt line is one UserError naming file and line."""
+    from valueharm.core.errors import UserError
+
     rows = []
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                rows.append(json.loads(line))
+    with open(path, encoding="utf-8", errors="strict") as handle:
+        try:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    rows.append(json.loads(line))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            where = f"line {number}" if isinstance(exc, json.JSONDecodeError) else "a line"
+            raise UserError(
+                f"{path} {where} is not valid JSON ({exc.__class__.__name__}: truncated or corrupt)",
+                "re-create it: `dvc repro -f` the stage that writes it",
+            ) from None
     return rows

@@ -59,8 +59,9 @@ def _imports(root: Path, path: Path) -> set[str]:
     """Project modules named by any import statement in `path` (function bodies included)."""
     tree = ast.parse((root / path).read_text(encoding="utf-8"), filename=str(path))
     found: set[str] = set()
-    package = ".".join(path.with_suffix("").parts[1:] if path.parts[0] == "src" else path.with_suffix("").parts)
+    parts = list(path.with_suffix("").parts[1:] if path.parts[0] == "src" else path.with_suffix("").parts)
     is_pkg = path.name == "__init__.py"
+    package = ".".join(parts[:-1] if is_pkg else parts)  # a package's __init__ names the package itself
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)

@@ -22,6 +22,14 @@ PARAMS_FILE = Path("params.yaml")
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+    """params.yaml, checked against core/schema.py, with every default filled in."""
+    from valueharm.core.schema import to_dict, validate_params
+
+    return to_dict(validate_params(load_raw_params(path)))
+
+
+def load_raw_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+    """params.yaml as written, without checks or defaults."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path} not found", "run from the repository root or `valueharm preset default`")
@@ -34,6 +42,37 @@ def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UserError(f"{path} must be a mapping of sections", "rerun `valueharm preset default`")
     return data
+
+
+def preset_params(name: str, configs: str | Path = "configs") -> dict[str, Any]:
+    """The defaults with configs/NAME.yaml merged on top, checked (an unknown preset names the valid ones)."""
+    from valueharm.core.registry import unknown_name
+    from valueharm.core.schema import defaults, merge, to_dict, validate_params
+
+    configs = Path(configs)
+    source = configs / f"{name}.yaml"
+    if not source.exists():
+        choices = sorted(p.stem for p in configs.glob("*.yaml")) if configs.is_dir() else []
+        raise unknown_name("preset", name, choices, f"no {source}")
+    try:
+        overlay = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"{source} is not valid YAML ({exc.__class__.__name__})", "fix the preset file") from exc
+    return to_dict(validate_params(merge(defaults(), overlay)))
+
+
+PARAMS_HEADER = """\
+# Written by `valueharm preset {name}`: the defaults (src/valueharm/core/schema.py, where every param
+# is documented) with configs/{name}.yaml merged on top. One section per stage; `value` is the focus of
+# `dvc exp run -S value=...`. Edit freely: the `validate` stage checks every key before any work.
+"""
+
+
+def write_params(params: dict[str, Any], name: str, out: str | Path = PARAMS_FILE) -> None:
+    from valueharm.core.atomic import write_text
+
+    body = yaml.safe_dump(params, sort_keys=False, default_flow_style=None, width=110, allow_unicode=True)
+    write_text(out, PARAMS_HEADER.format(name=name) + body)
 
 
 def section(params: dict[str, Any], name: str) -> dict[str, Any]:

@@ -32,6 +32,15 @@ the values both have, after scaling every score to 0..1 by (s - 1) / 5 as the st
   * `spearman` = Spearman's rho between the two vectors (average ranks for ties), None when
     either vector is constant or fewer than 3 values are compared.
   * `mae_points` = mean absolute error in raw scale points, for readers.
+A profile metric needs at least `MIN_VALUES` (8) of the 10 values scored; with fewer it reads
+"not measured" (`measured: false`, every metric None), never a number computed from one or two
+values (the first default run printed an NMSE of 0.0000 from one value). `baselines` puts trivial
+answerers beside every NMSE: a constant answer (every c in 1..6, and the best of them) and, when
+given, vanilla against the same target. The study's figures (0.0759 VIM / 0.1079 prompt-only) are
+comparable only when the questionnaire is the study's (`is_study_questionnaire`).
+
+Likelihood scoring (`evaluation.likelihood`) is the primary measurement; `profile_from_views`
+turns its per-item expected scores into a value profile (reverse items scored 7 - x).
 """
 
 from __future__ import annotations
@@ -61,7 +70,15 @@ __all__ = [
     "score_answers",
     "alignment_metrics",
     "scale_01",
+    "MIN_VALUES",
+    "baselines",
+    "is_study_questionnaire",
+    "profile_from_views",
+    "check_questionnaire_params",
 ]
+
+MIN_VALUES = 8  # values with scored items a profile metric needs (of 10)
+STUDY_QUESTIONNAIRES = ("pvq-40", "pvq40", "pvq_40")
 
 DEFAULT_QUESTIONNAIRE = "questionnaire.yaml"  # inside the package's corpora/
 SCALE = range(1, 7)
@@ -401,11 +418,69 @@ def alignment_metrics(answered: Mapping[str, float | None], target: Mapping[str,
         raise UserError(f"unknown value name {bad[0]!r} in a profile", "valid names: " + ", ".join(VALUES))
     common = [v for v in VALUES if v in tgt and ans.get(v) is not None]
     missing = [v for v in VALUES if v not in common]
-    if not common:
-        return {"nmse": None, "spearman": None, "mae_points": None, "n_values": 0, "missing": missing}
+    if len(common) < MIN_VALUES:
+        return {
+            "nmse": None,
+            "spearman": None,
+            "mae_points": None,
+            "n_values": len(common),
+            "missing": missing,
+            "measured": False,
+            "status": f"not measured: {len(common)} of 10 values scored, {MIN_VALUES} needed",
+        }
     a = [ans[v] for v in common]
     t = [tgt[v] for v in common]
     nmse = sum((scale_01(x) - scale_01(y)) ** 2 for x, y in zip(a, t)) / len(common)
     mae = sum(abs(x - y) for x, y in zip(a, t)) / len(common)
     rho = _pearson(_ranks(a), _ranks(t)) if len(common) >= 3 else None
-    return {"nmse": nmse, "spearman": rho, "mae_points": mae, "n_values": len(common), "missing": missing}
+    return {
+        "nmse": nmse,
+        "spearman": rho,
+        "mae_points": mae,
+        "n_values": len(common),
+        "missing": missing,
+        "measured": True,
+        "status": "measured",
+    }
+
+
+def baselines(target: Mapping[str, float], vanilla: Mapping[str, float | None] | None = None) -> dict[str, Any]:
+    """Trivial answerers' NMSE against `target`: each constant answer 1..6, the best constant, and
+    vanilla's answered profile (None when not measured)."""
+    constant = {str(c): alignment_metrics(dict.fromkeys(VALUES, float(c)), target)["nmse"] for c in SCALE}
+    best = min(constant, key=lambda c: constant[c])
+    out: dict[str, Any] = {"constant": constant, "best_constant": {"answer": int(best), "nmse": constant[best]}}
+    if vanilla is not None:
+        out["vanilla"] = alignment_metrics(vanilla, target)["nmse"]
+    return out
+
+
+def is_study_questionnaire(questionnaire: Questionnaire) -> bool:
+    """Whether the study's NMSE figures (PVQ-40 answers) are comparable with this questionnaire's."""
+    return normalise_key(questionnaire.name).replace("_", "-") in STUDY_QUESTIONNAIRES
+
+
+def profile_from_views(
+    questionnaire: Questionnaire, views: Mapping[str, Mapping[str, Any]], view: str, variant: str = "raw"
+) -> dict[str, float | None]:
+    """Mean expected score per value for one likelihood view (by item id; reverse items 7 - x)."""
+    per_value: dict[str, list[float]] = {v: [] for v in VALUES}
+    for item in questionnaire.items:
+        if item.id not in views:
+            continue
+        e = float(views[item.id][view][variant]["expected"])
+        per_value[item.value].append(7 - e if item.reverse else e)
+    return {v: (sum(xs) / len(xs) if xs else None) for v, xs in per_value.items()}
+
+
+def check_questionnaire_params(path: str | Path, items_per_value: Any) -> Questionnaire:
+    """The validate stage's check: the file loads (every value has items, every item a known value)
+    and `items_per_value` is null or a positive integer."""
+    if items_per_value is not None and (
+        isinstance(items_per_value, bool) or not isinstance(items_per_value, int) or items_per_value < 1
+    ):
+        raise UserError(
+            f"align_check.items_per_value {items_per_value!r} must be null or a positive integer",
+            "e.g. items_per_value: 5",
+        )
+    return load_questionnaire(path).shortened(items_per_value)

@@ -53,6 +53,18 @@ def check_params(params: dict[str, Any]) -> dict[str, Any]:
 
     if judge not in JUDGES:
         raise unknown_name("judge", judge, sorted(JUDGES), where="params judge.name")
+    second = (params.get("judge") or {}).get("second")
+    if second is not None and second not in JUDGES:
+        raise unknown_name("judge", second, sorted(JUDGES), where="params judge.second")
+    for name, options in (params.get("judge") or {}).items():
+        if not isinstance(options, dict):  # judge.<name>: that judge's options
+            continue
+        if name not in JUDGES:
+            raise unknown_name("judge", name, sorted(JUDGES), where=f"params judge.{name}")
+        valid = set(getattr(JUDGES[name], "options", {}) or {})
+        for key in options:
+            if key not in valid:
+                raise unknown_name(f"option of judge {name}", key, sorted(valid), where=f"params judge.{name}.{key}")
     backend = (params.get("generate") or {}).get("backend", "hf")
     if backend not in BACKENDS:
         raise unknown_name("generation backend", backend, BACKENDS, where="params generate.backend")

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from valueharm.core.progress import progress
+
 MIN_SHARED_PREFIX = 32  # tokens; shorter shared prefixes are cheaper to recompute than to copy
 
 
@@ -84,6 +86,7 @@ def generate_texts(
     else:
         prefix = 0
     pad = tokenizer.pad_token_id
+    bar = progress(len(order), "generate", unit="prompts")
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         width = max(len(encoded[i]) - prefix for i in idx)
@@ -121,6 +124,8 @@ def generate_texts(
                     n = pos
                     break
             results[i] = (tokenizer.decode(tokens[:n], skip_special_tokens=True).strip(), n)
+        bar.update(len(idx))
+    bar.close()
     return results
 
 

@@ -300,10 +300,62 @@ def end_of_turn(tokenizer) -> str:
     return tokenizer.eos_token or ""
 
 
-def format_prompt(tokenizer, prompt: str, system: str | None = None, use_chat_template: bool = True) -> str:
-    """The exact text sent to the model: its chat template when it has one, else the study's QA format."""
+PROMPT_KINDS = ("qa", "completion")
+COMPLETION_LOADERS = frozenset({"rtp"})  # benchmarks whose prompts are text to continue, not questions
+
+
+def prompt_kind(loader: str | None) -> str:
+    """The study's format for a benchmark loader: plain completion for RealToxicityPrompts, else QA."""
+    return "completion" if loader in COMPLETION_LOADERS else "qa"
+
+
+def format_prompt(
+    tokenizer, prompt: str, system: str | None = None, use_chat_template: bool = True, kind: str = "qa"
+) -> str:
+    """The exact text sent to the model (docs/paper.md, "Safety evaluation").
+
+    The chat template only when params ask for it (`use_chat_template`) AND the tokenizer has
+    one; otherwise the study's base-model formats: `QUESTION: {prompt}\nANSWER: ` for instruction
+    benchmarks (`kind="qa"`), the prompt itself for continuation benchmarks (`kind="completion"`).
+    A system text (role-play, mitigation) goes before it, separated by a blank line. BOS is not
+    text: `encode` adds it where the tokenizer expects one.
+    """
+    if kind not in PROMPT_KINDS:
+        raise UserError(f"unknown prompt kind {kind!r}", f"use one of: {', '.join(PROMPT_KINDS)}")
     if use_chat_template and tokenizer.chat_template:
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    text = QA_TEMPLATE.format(prompt=prompt)
+    text = QA_TEMPLATE.format(prompt=prompt) if kind == "qa" else prompt
     return f"{system}\n\n{text}" if system else text
+
+
+def bos_prefix(tokenizer) -> list[int]:
+    """`[bos_token_id]` when the tokenizer itself puts BOS first (Llama, Mistral, Gemma: `add_bos_token`),
+    else `[]` (SmolLM2, GPT-2, Qwen). Decided by what the tokenizer does with special tokens on,
+    so it follows the tokenizer's own config rather than a list of model names; cached on it."""
+    cached = getattr(tokenizer, "_valueharm_bos", None)
+    if cached is not None:
+        return list(cached)
+    bos = tokenizer.bos_token_id
+    prefix: list[int] = []
+    if bos is not None:
+        with_special = tokenizer("a", add_special_tokens=True)["input_ids"]
+        plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+        if with_special[:1] == [bos] and plain[:1] != [bos]:
+            prefix = [bos]
+    try:
+        tokenizer._valueharm_bos = tuple(prefix)
+    except (AttributeError, TypeError):  # a tokenizer that refuses new attributes: recompute next time
+        pass
+    return prefix
+
+
+def encode(tokenizer, text: str) -> list[int]:
+    """Token ids of a formatted text as training, scoring and generation must all feed it: the text's
+    tokens (special-token text such as a chat template's `<s>` is parsed), with BOS first where the
+    tokenizer expects it (`bos_prefix`) and the text does not already start with it."""
+    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    prefix = bos_prefix(tokenizer)
+    if prefix and ids[:1] != prefix:
+        ids = prefix + ids
+    return ids

@@ -7,6 +7,14 @@
   noise cannot order them) broken by file order. ``jsd`` is
   reported as the divergence in bits (0..1), not the JS distance (its square root); the ranking
   is the same either way.
+* ``ties="release"`` orders respondents as the released selection did (docs/paper.md, "Ties"): the
+  divergence computed with scipy.stats.entropy's floating-point operations (natural log, so values
+  that are ties mathematically may differ in the last bit, as they did there), then numpy's default
+  unstable quicksort over the whole table (pandas' `sort_values` default). With the released
+  ess_distribution.csv this reproduces the 140 released close profiles exactly; file order gets
+  137 (power ranks 3-5 are exact ties). numpy's unstable order comes from its CPU-dispatched sort
+  (x86-simd-sort on AVX2/AVX-512), so `release` is exact for the numpy build and CPU family it was
+  checked on (numpy 2.4, AVX2: tests/unit/profiles/test_selection.py) and may differ elsewhere.
 * The study set: which anchors (``all`` | ``values`` | ``groups`` | a list of names) and which
   ranks (``all`` = 0..K, or a list; rank 0 is the anchor itself).
 * Profile names are usable as DVC matrix keys and file names and depend only on anchor and
@@ -42,6 +50,7 @@ ANCHOR_SETS = {"all": ANCHOR_NAMES, "values": VALUES, "groups": tuple(HIGHER_ORD
 SCORE_DECIMALS = 6
 JSD_DECIMALS = 9
 TIE_DECIMALS = 12  # divergences equal to 12 decimals are ties (broken by file order)
+TIES = ("file", "release")  # how respondents at equal divergence are ordered (see the module docstring)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,11 +177,71 @@ def jsd_matrix(anchors: np.ndarray, respondents: np.ndarray) -> np.ndarray:
     return np.maximum(out, 0.0)
 
 
-def nearest(anchors: np.ndarray, respondents: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (a, k) and divergences (a, k) of the k nearest respondents, ties by input order."""
+def check_ties(ties: Any) -> str:
+    if ties not in TIES:
+        raise UserError(
+            f"ties must be one of {', '.join(TIES)}, got {ties!r}",
+            "file: file order (default); release: the released selection's order (docs/paper.md)",
+        )
+    return str(ties)
+
+
+def _pairwise_sum_rows(x: np.ndarray) -> np.ndarray:
+    """Row sums with the float operations of numpy's 1-D `np.sum` (pairwise, 8 accumulators).
+
+    `x.sum(axis=1)` on a 2-D array adds in another order, so its last bit can differ from the
+    release's per-row scalar calls; this reproduces them exactly for rows shorter than 128.
+    """
+    n = x.shape[-1]
+    if n < 8:
+        out = np.zeros(x.shape[:-1])
+        for j in range(n):
+            out = out + x[..., j]
+        return out
+    r = [x[..., j].copy() for j in range(8)]
+    i = 8
+    while i < n - (n % 8):
+        for j in range(8):
+            r[j] = r[j] + x[..., i + j]
+        i += 8
+    out = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    for j in range(i, n):
+        out = out + x[..., j]
+    return out
+
+
+def release_divergence(anchor: np.ndarray, respondents: np.ndarray) -> np.ndarray:
+    """JS divergence (nats) per respondent, bit for bit as `0.5 * entropy(p, m) + 0.5 * entropy(q, m)`
+    with scipy.stats.entropy (p the anchor, q the respondent, both sum-normalised, m their mean)."""
+    from scipy.special import rel_entr
+
+    r = np.asarray(respondents, dtype=float)
+    a = np.asarray(anchor, dtype=float)
+    p = np.broadcast_to(a / np.sum(a), r.shape).copy()
+    q = r / _pairwise_sum_rows(r)[:, None]
+    m = (p + q) / 2
+
+    def entropy(pk: np.ndarray, qk: np.ndarray) -> np.ndarray:
+        pk = pk / _pairwise_sum_rows(pk)[:, None]
+        qk = qk / _pairwise_sum_rows(qk)[:, None]
+        return _pairwise_sum_rows(rel_entr(pk, qk))
+
+    return 0.5 * entropy(p, m) + 0.5 * entropy(q, m)
+
+
+def nearest(anchors: np.ndarray, respondents: np.ndarray, k: int, ties: str = "file") -> tuple[np.ndarray, np.ndarray]:
+    """Indices (a, k) and divergences (a, k) of the k nearest respondents, ties by input order
+    (`ties="file"`) or in the released selection's order (`ties="release"`)."""
+    ties = check_ties(ties)
     d = jsd_matrix(anchors, respondents)
     n = d.shape[1]
     k = check_nearest(k, n)
+    if ties == "release":
+        idx = np.empty((d.shape[0], k), dtype=np.int64)
+        for i, anchor in enumerate(np.atleast_2d(anchors)):
+            # the whole table, numpy's default (unstable) quicksort, as pandas' sort_values does
+            idx[i] = np.argsort(release_divergence(anchor, respondents), kind="quicksort")[:k]
+        return idx, np.take_along_axis(d, idx, axis=1)
     # Rank on divergences rounded to TIE_DECIMALS: vectors that are permutations of each other
     # off the anchor's values have the same divergence mathematically but can differ by an ulp
     # in floating point; rounding makes them ties, which file order then breaks.
@@ -197,14 +266,19 @@ def _scores_dict(vector: np.ndarray) -> dict[str, float]:
 
 
 def select_profiles(
-    scores: Scores, nearest_k: int = 10, anchors: str | Sequence[str] = "all", ranks: str | Sequence[int] = "all"
+    scores: Scores,
+    nearest_k: int = 10,
+    anchors: str | Sequence[str] = "all",
+    ranks: str | Sequence[int] = "all",
+    ties: str = "file",
 ) -> dict[str, Any]:
     """The contract-1 manifest for the chosen anchors and ranks."""
+    check_ties(ties)
     k = check_nearest(nearest_k, scores.n_complete)
     chosen = parse_anchors(anchors)
     chosen_ranks = parse_ranks(ranks, k)
     vectors = np.stack([anchor_vector(a) for a in chosen])
-    idx, dist = nearest(vectors, scores.matrix, k)
+    idx, dist = nearest(vectors, scores.matrix, k, ties)
     profiles = []
     for i, anchor in enumerate(chosen):
         for rank in chosen_ranks:
@@ -242,18 +316,20 @@ def select_from_file(
     centre: bool = False,
     anchors: str | Sequence[str] = "all",
     ranks: str | Sequence[int] = "all",
+    ties: str = "file",
 ) -> tuple[dict[str, Any], Survey, Scores]:
     """Validate every choice, load and score the survey, select; nothing is written."""
+    check_ties(ties)
     check_nearest(nearest_k)
     parse_anchors(anchors)
     parse_ranks(ranks, int(nearest_k))
     loaded, scored = respondent_scores(survey, fmt, orientation, centre)
-    return select_profiles(scored, nearest_k, anchors, ranks), loaded, scored
+    return select_profiles(scored, nearest_k, anchors, ranks, ties), loaded, scored
 
 
 def settings_from_params(p: dict[str, Any]) -> dict[str, Any]:
     """The `profiles:` params section -> keyword arguments of `select_from_file` (validated)."""
-    known = {"survey", "format", "orientation", "centre", "nearest", "anchors", "ranks"}
+    known = {"survey", "format", "orientation", "centre", "nearest", "anchors", "ranks", "ties"}
     unknown = sorted(set(p) - known)
     if unknown:
         raise UserError(
@@ -271,7 +347,46 @@ def settings_from_params(p: dict[str, Any]) -> dict[str, Any]:
         "nearest_k": p.get("nearest", 10),
         "anchors": p.get("anchors", "all"),
         "ranks": p.get("ranks", "all"),
+        "ties": p.get("ties", "file"),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# The study's models from the selection (`valueharm preset paper --survey FILE`)
+
+ICL_SCOPES = ("all", "anchors", "none")  # which profiles get a prompt-only (icl-) baseline
+STUDY_CONTROLS = ("control-shuffled", "control-benign")
+
+
+def study_from_selection(
+    params: dict[str, Any], survey: str | None = None, ties: str | None = None, icl: str = "all"
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Params whose `study.models` are every profile the survey selects, plus the baselines and controls.
+
+    The selection runs on the survey (validated: a file without the PVQ-21 columns fails in one
+    line), so the study trains exactly the profiles the `profiles` stage will write. Order:
+    vanilla, the profiles (anchor order, then rank), their `icl-` baselines (`icl`: all profiles,
+    the rank-0 anchors only, or none), then both controls (shuffled labels, benign data).
+    Returns (params, manifest); the input params are not changed.
+    """
+    if icl not in ICL_SCOPES:
+        raise UserError(f"icl must be one of {', '.join(ICL_SCOPES)}, got {icl!r}", "e.g. --icl all")
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in params.items()}
+    profiles = dict(out.get("profiles") or {})
+    if survey is not None:
+        profiles["survey"] = str(survey)
+    if ties is not None:
+        profiles["ties"] = check_ties(ties)
+    out["profiles"] = profiles
+    manifest, _, _ = select_from_file(**settings_from_params(profiles))
+    names = [p["name"] for p in manifest["profiles"]]
+    icl_names = {"all": names, "anchors": [p["name"] for p in manifest["profiles"] if p["rank"] == 0], "none": []}
+    study = dict(out.get("study") or {})
+    if study.get("control_profile") not in names:  # the shuffled control needs a selected profile
+        study["control_profile"] = names[0]
+    study["models"] = ["vanilla", *names, *(f"icl-{n}" for n in icl_names[icl]), *STUDY_CONTROLS]
+    out["study"] = study
+    return out, manifest
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,8 +500,11 @@ def write_outputs(
     }
     if settings:
         names = {"fmt": "format", "nearest_k": "nearest"}
-        summary["params"] = {names.get(k, k): v for k, v in settings.items()}
-    title = f"Value structure: {Path(survey.path).name} ({scores.orientation}{', centred' if scores.centred else ''}, n={scores.n_complete})"
+        # `ties` is recorded only when it is not the default (file order), so that summaries written
+        # before the option existed stay byte-identical.
+        summary["params"] = {names.get(k, k): v for k, v in settings.items() if not (k == "ties" and v == "file")}
+    centred = ", centred" if scores.centred else ""
+    title = f"Value structure: {Path(survey.path).name} ({scores.orientation}{centred}, n={scores.n_complete})"
     with atomic_dir(out_dir) as tmp:
         write_json(tmp / "manifest.json", manifest)
         write_json(tmp / "survey_summary.json", summary)

@@ -55,7 +55,8 @@ def model_spec(name: str, manifest: dict[str, dict[str, Any]], control_profile: 
             guess = closest(profile, list(manifest))
             raise UserError(
                 f"profile {profile!r} is not in the profile manifest",
-                (f"did you mean {guess}? " if guess else "") + f"use one of: {shown} (or change the profiles stage params)",
+                (f"did you mean {guess}? " if guess else "")
+                + f"use one of: {shown} (or change the profiles stage params)",
             )
         return {k: float(v) for k, v in manifest[profile]["scores"].items()}
 

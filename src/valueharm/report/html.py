@@ -331,7 +331,9 @@ def render_html(inp: ReportInputs, drill: Drilldown, images: Mapping[str, str] |
     order = [r["model"] for r in table["rows"]] or [m["name"] for m in inp.models]
     sections = []
     for heading, body in parts:
-        kind = "harm" if heading.startswith("Harm by category") else "alignment" if heading.startswith("Alignment") else ""
+        kind = (
+            "harm" if heading.startswith("Harm by category") else "alignment" if heading.startswith("Alignment") else ""
+        )
         if kind == "harm" and table["rows"]:
             body = _drop_first_table(body)
         sections.append(

@@ -29,7 +29,9 @@ def test_closest_and_unknown_name():
     assert closest("hedonsim", ["hedonism", "power"]) == "hedonism"
     assert closest("zzz", ["hedonism", "power"]) is None
     err = unknown_name("judge", "clasifier", ["classifier", "refusal"], where="params judge.name")
-    assert str(err) == "unknown judge 'clasifier' (params judge.name); did you mean classifier? valid: classifier, refusal"
+    assert (
+        str(err) == "unknown judge 'clasifier' (params judge.name); did you mean classifier? valid: classifier, refusal"
+    )
     assert "did you mean" not in str(unknown_name("judge", "qqqq", ["classifier", "refusal"]))
     reg: Registry[int] = Registry("thing")
     reg.register("alpha")(1)

@@ -117,7 +117,11 @@ def test_join_keeps_every_label_and_matches_on_prompt():
 
 def test_label_tags():
     assert label_tags({"refusal": 1, "flagged": 0, "harmful": True}) == ["refused", "harmful", "not-flagged"]
-    assert label_tags({"refusal": 0, "compliance": 0.9, "parse_error": "bad"}) == ["not-refused", "complied", "parse-error"]
+    assert label_tags({"refusal": 0, "compliance": 0.9, "parse_error": "bad"}) == [
+        "not-refused",
+        "complied",
+        "parse-error",
+    ]
 
 
 def test_page_is_self_contained_and_every_cell_links_to_its_answers(page):
@@ -218,7 +222,10 @@ def test_browser_click_through_to_one_cells_answers(page, browser, tmp_path):
         " labels: Array.from(s.querySelectorAll('td.label-refusal')).map(e => e.textContent)}; })()"
     )
     assert cell["visible"] and 0 < cell["top"] < cell["height"] / 2, cell  # scrolled to, below the sticky nav
-    assert cell["answers"] == [f"hedonism answers {CATS[1]} 0: <b>not html</b>", f"hedonism answers {CATS[1]} 1: <b>not html</b>"]
+    assert cell["answers"] == [
+        f"hedonism answers {CATS[1]} 0: <b>not html</b>",
+        f"hedonism answers {CATS[1]} 1: <b>not html</b>",
+    ]
     assert cell["labels"] == ["no", "yes"]
     browser.screenshot(tmp_path / "cell.png")
     assert (tmp_path / "cell.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -228,8 +235,10 @@ def test_browser_click_through_to_one_cells_answers(page, browser, tmp_path):
     shown = visible_answers(browser)
     assert shown and {a["category"] for a in shown} == {"malware"} and len(shown) == len(MODELS)
     # a model filter on top leaves one
-    browser.evaluate("(() => { const s = document.getElementById('f-model'); s.value = 'vanilla';"
-                     " s.dispatchEvent(new Event('change')); })()")
+    browser.evaluate(
+        "(() => { const s = document.getElementById('f-model'); s.value = 'vanilla';"
+        " s.dispatchEvent(new Event('change')); })()"
+    )
     assert [a["model"] for a in visible_answers(browser)] == ["vanilla"]
     assert browser.evaluate("document.getElementById('shown').textContent") == f"1 of {4 * len(MODELS)} answers"
     # a label filter alone: refused answers only
@@ -243,8 +252,10 @@ def test_browser_click_through_to_one_cells_answers(page, browser, tmp_path):
     assert len(refused) == 2 * len(MODELS) and all(a["response"].endswith("1: <b>not html</b>") for a in refused)
     # following a cell link while a filter hides it clears the filters and shows the cell
     other = anchor("cell", "vanilla", CATS[0])
-    browser.evaluate("(() => { const s = document.getElementById('f-model'); s.value = 'hedonism';"
-                     " s.dispatchEvent(new Event('change')); })()")
+    browser.evaluate(
+        "(() => { const s = document.getElementById('f-model'); s.value = 'hedonism';"
+        " s.dispatchEvent(new Event('change')); })()"
+    )
     browser.click(f'#harm-table a[href="#{other}"]')
     browser.wait_event("Page.navigatedWithinDocument")
     assert browser.evaluate(f"document.getElementById({other!r}).offsetParent !== null")

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from valueharm.core.errors import UserError
+from valueharm.core.progress import progress
 from valueharm.core.registry import Registry
 from valueharm.evaluation.judges.cache import JudgeCache, cache_key, content_hash, default_cache_dir
 
@@ -223,6 +224,7 @@ def judge_rows(
         else:
             todo.append(key)
             todo_items[key] = item
+    bar = progress(len(todo), f"judge {judge.name}", unit="answers")
     for start in range(0, len(todo), batch_size):
         chunk = todo[start : start + batch_size]
         answers = judge.judge_batch([todo_items[k] for k in chunk])
@@ -233,6 +235,8 @@ def judge_rows(
             results[key] = answer
             if cache is not None and answer["parse_error"] is None:
                 cache.put(key, answer)
+        bar.update(len(chunk))
+    bar.close()
 
     out = []
     for row, key in zip(rows, keys):

@@ -1,0 +1,447 @@
+"""Typed, strict params: one dataclass per params.yaml section, the only place defaults live.
+
+`validate_params(raw)` checks a params mapping against these classes before any heavy work:
+an unknown key, a wrong type or an out-of-range value fails with one line naming the key and
+what is allowed (with the closest valid key for a typo). It returns the params with every
+default filled in, which is what `load_params()` gives the stages.
+
+The defaults are the embedded default (CPU, 2 cores). `configs/<preset>.yaml` files are overlays
+that list only what differs; `valueharm preset NAME` merges one onto these defaults and writes
+params.yaml. Overlay mappings merge key by key, except `benchmarks` and `generate.sampling`,
+which an overlay replaces whole (a preset names its own benchmarks).
+
+Adding a param: add a field here (with `rule(...)` for its range or choices), use it in the
+stage, and run `valueharm preset default` to refresh params.yaml.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+from valueharm.core.errors import UserError
+from valueharm.core.registry import closest
+
+REPLACED_WHOLE = ("benchmarks", "generate.sampling")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def rule(default: Any = dataclasses.MISSING, *, factory: Any = None, **checks: Any) -> Any:
+    """A field with range checks: ge, gt, le, lt, `nonempty=True` for lists, `pattern=` (full match) for text."""
+    if factory is not None:
+        return field(default_factory=factory, metadata=checks)
+    return field(default=default, metadata=checks)
+
+
+# ---- shared pieces ----------------------------------------------------------------------------
+
+
+@dataclass
+class Sampling:
+    temperature: float = rule(0.0, ge=0.0, le=5.0)
+    top_p: float = rule(1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = rule(32, ge=1, le=8192)
+
+
+@dataclass
+class Lora:
+    r: int = rule(8, ge=1, le=1024)
+    alpha: int = rule(32, ge=1)
+    dropout: float = rule(0.1, ge=0.0, lt=1.0)
+    target_modules: list[str] = rule(factory=lambda: ["q_proj", "v_proj"], nonempty=True)
+    # adapt only the last N decoder layers (null: all); backpropagation stops at the lowest one
+    top_layers: int | None = rule(None, ge=1)
+
+
+@dataclass
+class Optimiser:
+    lr: float = rule(2.0e-3, gt=0.0, le=1.0)
+    epochs: int = rule(1, ge=1)
+    batch_size: int = rule(4, ge=1)
+    grad_accum: int = rule(1, ge=1)
+    max_steps: int = rule(-1, ge=-1)  # -1: no cap
+    max_length: int = rule(128, ge=8)
+    warmup_ratio: float = rule(0.0, ge=0.0, le=1.0)
+    schedule: Literal["linear", "constant"] = "linear"
+
+
+# ---- sections -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Model:
+    name: str = "smollm2-135m-instruct"  # or an HF id (with revision) / a local safetensors folder
+    # a hub commit (40 hex digits) so that the weights cannot change under a cached run; null for the
+    # embedded model or a local folder (a branch name such as `main` is not reproducible)
+    revision: str | None = rule(None, pattern=r"[0-9a-f]{40}", describe="a 40-hex commit hash or null")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+
+
+@dataclass
+class SafetyEval:
+    limit: int = rule(24, ge=2)
+    batch_size: int = rule(24, ge=1)
+    sampling: Sampling = field(default_factory=Sampling)
+
+
+@dataclass
+class SafetyTune:
+    enabled: bool = True
+    pairs: str = "data/corpora/safety_pairs.jsonl"
+    valid_fraction: float = rule(0.1, gt=0.0, lt=1.0)
+    valid_limit: int | None = rule(16, ge=2)
+    lora: Lora = field(
+        default_factory=lambda: Lora(r=16, alpha=32, dropout=0.05, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+    )
+    train: Optimiser = field(
+        default_factory=lambda: Optimiser(lr=2.0e-3, batch_size=4, max_steps=24, max_length=96, warmup_ratio=0.1)
+    )
+    eval: SafetyEval = field(default_factory=SafetyEval)
+
+
+@dataclass
+class Profiles:
+    survey: str = "data/survey/synthetic_ess_items.csv"
+    format: Literal["items", "scores"] = "items"
+    orientation: Literal["raw", "reversed"] = "reversed"
+    centre: bool = False
+    nearest: int = rule(10, ge=0, le=1000)
+    anchors: str | list[str] = "all"  # all | values | groups | [names]
+    ranks: str | list[int] = "all"  # all | [0, 1, ...]
+    ties: Literal["file", "release"] = "file"  # release: the released selection's order (docs/paper.md, "Ties")
+
+
+@dataclass
+class Study:
+    models: list[str] = rule(factory=lambda: ["vanilla", "hedonism", "power", "icl-hedonism", "control-shuffled"], nonempty=True)
+    control_profile: str | None = "hedonism"
+
+
+@dataclass
+class ArgumentGeneration:
+    strategy: Literal["min", "mean", "max"] = "min"
+    threshold: float = rule(3, ge=1, le=6)
+
+
+@dataclass
+class Train:
+    corpus: str = "data/corpora/value_arguments.tsv"
+    benign: str = "data/corpora/benign_instructions.jsonl"
+    valid_fraction: float = rule(0.1, gt=0.0, lt=1.0)
+    valid_limit: int | None = rule(8, ge=1)
+    ag: ArgumentGeneration = field(default_factory=ArgumentGeneration)
+    lora: Lora = field(default_factory=lambda: Lora(r=8, alpha=32, dropout=0.1, top_layers=12))
+    stage1: Optimiser = field(default_factory=lambda: Optimiser(lr=2.0e-3, max_steps=6))
+    stage2: Optimiser = field(default_factory=lambda: Optimiser(lr=2.0e-3, max_steps=4))
+
+
+@dataclass
+class AlignCheck:
+    questionnaire: str = "data/corpora/questionnaire.yaml"
+    items_per_value: int | None = rule(2, ge=1)
+    batch_size: int = rule(64, ge=1)
+    sampling: Sampling = field(default_factory=lambda: Sampling(temperature=0.0, top_p=1.0, max_new_tokens=6))
+
+
+@dataclass
+class Benchmark:
+    loader: str = "valueharm"
+    path: str = "data/benchmarks/harm_benchmark.jsonl"
+    limit: int | None = rule(None, ge=1)
+    splits: list[str] | None = None
+    strict: bool = False
+
+
+@dataclass
+class OpenAIServer:
+    base_url: str = "http://127.0.0.1:8000/v1"
+    api_key_env: str | None = None  # the name of an env var; the key itself is never written anywhere
+    model_template: str = "{model}"
+    concurrency: int = rule(4, ge=1, le=256)
+    timeout: float = rule(60, gt=0)
+    retries: int = rule(3, ge=0, le=20)
+    backoff: float = rule(1.0, ge=0)
+
+
+def _default_sampling() -> dict[str, Sampling]:
+    return {"default": Sampling(temperature=0.1, top_p=0.75, max_new_tokens=32)}
+
+
+@dataclass
+class Generate:
+    backend: Literal["hf", "openai"] = "hf"
+    batch_size: int = rule(64, ge=1)
+    chat_template: bool = True  # false: the study's `QUESTION: ... ANSWER: ` format
+    sampling: dict[str, Sampling] = field(default_factory=_default_sampling)  # `default` + per-benchmark
+    openai: OpenAIServer = field(default_factory=OpenAIServer)
+
+
+@dataclass
+class JudgeModel:
+    pyrit_dir: str = "data/judge/pyrit_scorer_evals"
+    C: float = rule(1.0, gt=0)
+    folds: int = rule(5, ge=2, le=50)
+    max_rows: int | None = rule(2000, ge=10)
+    max_seq_length: int = rule(128, ge=8, le=512)
+
+
+@dataclass
+class Judge:
+    name: str = "classifier"
+    second: str | None = "refusal"
+    bootstrap: int = rule(1000, ge=0)
+    cache_dir: str | None = None
+    # per-judge option mappings (judge.classifier, judge.rubric, ...), checked against each judge's options
+    options: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {
+            "classifier": {"model_path": "artifacts/judge_model"},
+            "rubric": {"base_url": "https://api.openai.com/v1", "model": "gpt-4o", "api_key_env": "OPENAI_API_KEY"},
+            "llamaguard": {"model_path": None},
+        }
+    )
+
+
+@dataclass
+class Analyze:
+    methods: list[Literal["pearson", "spearman", "kendall", "partial_pearson", "partial_spearman"]] = rule(
+        factory=lambda: ["pearson", "spearman", "kendall", "partial_pearson", "partial_spearman"], nonempty=True
+    )
+    primary_method: Literal["pearson", "spearman", "kendall", "partial_pearson", "partial_spearman"] = "spearman"
+    alpha: float = rule(0.05, gt=0.0, lt=1.0)
+    bootstrap: int = rule(1000, ge=0)
+    permutations: int = rule(10000, ge=0)
+    reference: str = "vanilla"
+    hypotheses: str | bool | None = None  # null: the packaged registry; false: none; or a YAML path
+
+
+@dataclass
+class Focus:
+    bootstrap: int = rule(1000, ge=0)
+    permutations: int = rule(10000, ge=0)
+
+
+@dataclass
+class Mitigate:
+    limit: int | None = rule(6, ge=1)
+    batch_size: int = rule(64, ge=1)
+    bootstrap: int = rule(1000, ge=0)
+    permutations: int = rule(10000, ge=0)
+    sampling: Sampling = field(default_factory=lambda: Sampling(temperature=0.1, top_p=0.75, max_new_tokens=32))
+
+
+@dataclass
+class Report:
+    dpi: int = rule(110, ge=30, le=600)
+
+
+@dataclass
+class Params:
+    value: str = "hedonism"  # the experiment's focus: `dvc exp run -S value=power`
+    seed: int = rule(42, ge=0)
+    model: Model = field(default_factory=Model)
+    safety_tune: SafetyTune = field(default_factory=SafetyTune)
+    profiles: Profiles = field(default_factory=Profiles)
+    study: Study = field(default_factory=Study)
+    train: Train = field(default_factory=Train)
+    align_check: AlignCheck = field(default_factory=AlignCheck)
+    benchmarks: dict[str, Benchmark] = field(
+        default_factory=lambda: {
+            "default": Benchmark(loader="valueharm", path="data/benchmarks/harm_benchmark.jsonl", limit=33),
+            "harmbench": Benchmark(loader="harmbench", path="data/benchmarks/harmbench", limit=6, splits=["test", "val"]),
+        }
+    )
+    generate: Generate = field(default_factory=Generate)
+    judge_model: JudgeModel = field(default_factory=JudgeModel)
+    judge: Judge = field(default_factory=Judge)
+    analyze: Analyze = field(default_factory=Analyze)
+    focus: Focus = field(default_factory=Focus)
+    mitigate: Mitigate = field(default_factory=Mitigate)
+    report: Report = field(default_factory=Report)
+
+
+# ---- checking -----------------------------------------------------------------------------------
+
+FLATTENED = {"judge": "options"}  # sections whose extra keys are entries of a mapping field
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if tp is type(None):
+        return "null"
+    if origin is Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(tp)))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"a list of {_describe(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return "a mapping"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {int: "an integer", float: "a number", str: "text", bool: "true or false"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _fail(where: str, value: Any, allowed: str) -> UserError:
+    return UserError(f"params `{where}` is {value!r}, which is not allowed", f"use {allowed} in params.yaml")
+
+
+def _coerce(tp: Any, value: Any, where: str, default: Any = None) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, where, default)
+            except UserError as exc:
+                errors.append(exc)
+        raise _fail(where, value, _describe(tp))
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            choices = [str(a) for a in typing.get_args(tp)]
+            guess = closest(str(value), choices)
+            hint = f"did you mean {guess}? " if guess else ""
+            raise UserError(f"params `{where}` is {value!r}, which is not allowed", f"{hint}use one of: {', '.join(choices)}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise _fail(where, value, _describe(tp))
+        (item,) = typing.get_args(tp)
+        return [_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _fail(where, value, "a mapping")
+        _, item = typing.get_args(tp)
+        return {str(k): _coerce(item, v, f"{where}.{k}", default.get(k) if isinstance(default, dict) else None) for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return _check_section(tp, value, where, default)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise _fail(where, value, "true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _fail(where, value, "an integer")
+        return value
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads `1e-3` (no dot) as text; accept what is a number
+            try:
+                value = float(value)
+            except ValueError:
+                raise _fail(where, value, "a number") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _fail(where, value, "a number")
+        return value
+    if tp is str:
+        if not isinstance(value, str) or not value:
+            raise _fail(where, value, "non-empty text")
+        return value
+    raise TypeError(f"schema type {tp!r} at {where} is not supported")  # a bug in this file
+
+
+def _check_range(f: dataclasses.Field, value: Any, where: str) -> None:
+    checks = f.metadata
+    if value is None:
+        return
+    if "pattern" in checks and isinstance(value, str) and not re.fullmatch(checks["pattern"], value):
+        allowed = checks.get("describe", f"text matching {checks['pattern']}")
+        raise UserError(f"params `{where}` is {value!r}, which is not allowed", f"use {allowed} in params.yaml")
+    if checks.get("nonempty") and isinstance(value, list) and not value:
+        raise UserError(f"params `{where}` is empty", "list at least one entry in params.yaml")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    bounds = [
+        ("ge", lambda v, b: v >= b, ">="),
+        ("gt", lambda v, b: v > b, ">"),
+        ("le", lambda v, b: v <= b, "<="),
+        ("lt", lambda v, b: v < b, "<"),
+    ]
+    allowed = " and ".join(f"{sign} {checks[k]}" for k, _, sign in bounds if k in checks)
+    for key, ok, _ in bounds:
+        if key in checks and not ok(value, checks[key]):
+            raise UserError(f"params `{where}` is {value!r}, out of range", f"use a value {allowed} in params.yaml")
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def _check_section(cls: type, raw: Any, where: str, default: Any = None) -> Any:
+    """A dataclass from a mapping; missing keys come from `default` (the parent's default for this
+    field, e.g. train.lora's top_layers 12), else from the class."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise UserError(f"params `{where}` must be a mapping, got {raw!r}", f"give `{where}` as keys and values")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    flattened = FLATTENED.get(where)
+    extra = {k: v for k, v in raw.items() if k not in fields}
+    if flattened:
+        extra_ok = {k: v for k, v in extra.items() if isinstance(v, dict)}
+        raw = {**{k: v for k, v in raw.items() if k in fields}, flattened: extra_ok}
+        extra = {k: v for k, v in extra.items() if k not in extra_ok}
+    for key in extra:
+        guess = closest(str(key), list(fields))
+        hint = f"did you mean `{_join(where, guess)}`? " if guess else ""
+        raise UserError(
+            f"params `{_join(where, key)}` is not a known param",
+            f"{hint}valid keys{f' of `{where}`' if where else ''}: "
+            + ", ".join(sorted(k for k in fields if k != flattened)),
+        )
+    values = {}
+    default = default if isinstance(default, cls) else cls()
+    for name, f in fields.items():
+        key = _join(where, name)
+        if name in raw:
+            value = raw[name]
+            if name == flattened:
+                value = {**getattr(default, name), **value}
+            coerced = _coerce(hints[name], value, key, getattr(default, name))
+            _check_range(f, coerced, key)
+            values[name] = coerced
+        else:
+            values[name] = getattr(default, name)
+    return cls(**values)
+
+
+def validate_params(raw: dict[str, Any]) -> Params:
+    """Params with defaults filled in; the first problem raises one `UserError` line."""
+    if not isinstance(raw, dict):
+        raise UserError("params.yaml must be a mapping of sections", "rerun `valueharm preset default`")
+    return _check_section(Params, raw, "")
+
+
+def to_dict(params: Params) -> dict[str, Any]:
+    """The params as plain data, in params.yaml's shape (judge options back under `judge.<name>`)."""
+    data = dataclasses.asdict(params)
+    judge = data["judge"]
+    options = judge.pop("options")
+    judge.update(options)
+    return data
+
+
+def defaults() -> dict[str, Any]:
+    return to_dict(Params())
+
+
+def merge(base: dict[str, Any], overlay: dict[str, Any], where: str = "") -> dict[str, Any]:
+    """Overlay onto base: mappings merge key by key, except REPLACED_WHOLE paths and non-mappings."""
+    out = dict(base)
+    for key, value in (overlay or {}).items():
+        path = f"{where}.{key}" if where else key
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and path not in REPLACED_WHOLE:
+            out[key] = merge(out[key], value, path)
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,75 @@
+"""Atomic writers: float rounding of report JSON (switch off by default), nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from valueharm.core import atomic
+from valueharm.core.atomic import round_floats, write_json
+from valueharm.core.errors import UserError
+
+
+def test_round_floats_keeps_types_and_significant_digits():
+    obj = {"a": 0.123456789, "b": [1.0e-9 / 3, 2, True, "x"], "c": {"d": 12345.6789}, "e": None}
+    out = round_floats(obj, 6)
+    assert out == {"a": 0.123457, "b": [3.33333e-10, 2, True, "x"], "c": {"d": 12345.7}, "e": None}
+    assert isinstance(out["b"][1], int) and out["b"][2] is True
+    assert round_floats(float("nan"), 3) != round_floats(float("nan"), 3)  # NaN passes through untouched
+
+
+def test_explicit_precision(tmp_path):
+    write_json(tmp_path / "m.json", {"loss": 2.0599999999999996}, precision=6)
+    assert json.loads((tmp_path / "m.json").read_text()) == {"loss": 2.06}
+
+
+def test_switch_is_off_by_default_and_rounds_only_reports(tmp_path, monkeypatch):
+    assert atomic.REPORT_JSON_PRECISION is None  # default: the bytes written so far
+    monkeypatch.chdir(tmp_path)
+    value = {"r": 0.30000000000000004}
+    write_json("reports/x.json", value)
+    assert "0.30000000000000004" in (tmp_path / "reports/x.json").read_text()
+    monkeypatch.setattr(atomic, "REPORT_JSON_PRECISION", 6)
+    write_json("reports/x.json", value)
+    write_json("artifacts/y.json", value)
+    write_json(tmp_path / "reports" / "z.json", value)
+    assert json.loads((tmp_path / "reports/x.json").read_text()) == {"r": 0.3}
+    assert json.loads((tmp_path / "reports/z.json").read_text()) == {"r": 0.3}
+    assert "0.30000000000000004" in (tmp_path / "artifacts/y.json").read_text()  # artifacts keep full precision
+
+
+def test_failed_write_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch):
+    target = tmp_path / "out.json"
+    write_json(target, {"v": 1})
+
+    def broken_replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(UserError, match=r"no space left on the device while writing .*out.json"):
+        write_json(target, {"v": 2})
+    assert json.loads(target.read_text()) == {"v": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_temps_of_killed_writers_are_removed_on_the_next_write(tmp_path):
+    import subprocess
+    import sys
+
+    from valueharm.core.atomic import atomic_dir
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)  # a process that has exited
+    (tmp_path / f".out.json.{pid}-abc.tmp").write_text("half")
+    (tmp_path / f".models.{pid}-xyz.tmp").mkdir()
+    (tmp_path / f".models.{pid}-xyz.tmp" / "half.bin").write_bytes(b"\0")
+    (tmp_path / ".models.old").mkdir()  # killed between atomic_dir's two renames
+    live = tmp_path / f".out.json.{os.getpid()}-live.tmp"  # a writer that still runs: kept
+    live.write_text("busy")
+    write_json(tmp_path / "out.json", {"v": 1})
+    with atomic_dir(tmp_path / "models") as tmp:
+        (tmp / "a.txt").write_text("a")
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(["out.json", "models", live.name]), names
