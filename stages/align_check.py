@@ -33,6 +33,7 @@ def main() -> None:
     views = score_items(model, tokenizer, texts, [item.value for item in items])
     scoring_seconds = time.perf_counter() - started
     by_id = {item.id: v for item, v in zip(items, views)}
+    replicate_views = _score_replicates(name, model, tokenizer, texts, items)
     target = spec.get("target")
     likelihood: dict = {}
     for view in VIEWS:
@@ -83,10 +84,11 @@ def main() -> None:
                 "reverse": next(i.reverse for i in questionnaire.items if i.id == item.id),
                 "text_sent": text,
                 "views": v,
+                **({"replicate_views": {s: rv[n] for s, rv in replicate_views.items()}} if replicate_views else {}),
                 "answer": a if generation["enabled"] else None,
                 "parsed": Q.parse_answer(a) if generation["enabled"] else None,
             }
-            for item, text, v, (a, _) in zip(items, texts, views, answers)
+            for n, (item, text, v, (a, _)) in enumerate(zip(items, texts, views, answers))
         ],
     )
     write_json(f"reports/align/{name}.json", result)
@@ -94,6 +96,22 @@ def main() -> None:
         f"reports/perf/align-{name}.json",
         {"scoring_seconds": scoring_seconds, "generation_seconds": gen_seconds, "items": len(items)},
     )
+
+
+def _score_replicates(name, model, tokenizer, texts, items) -> dict:
+    """Likelihood views of every replicate adapter (study.seeds beyond the first), by seed."""
+    from pathlib import Path
+
+    folders = sorted(Path(f"artifacts/models/{name}/replicates").glob("seed-*"))
+    out = {}
+    for folder in folders:
+        adapter = folder.name.replace("-", "_")
+        model.load_adapter(str(folder), adapter_name=adapter)
+        model.set_adapter(adapter)
+        model.eval()
+        out[folder.name.removeprefix("seed-")] = score_items(model, tokenizer, texts, [i.value for i in items])
+        model.set_adapter("default")
+    return out
 
 
 if __name__ == "__main__":

@@ -12,10 +12,17 @@ import pandas as pd
 from valueharm.core.atomic import write_json
 from valueharm.core.errors import UserError
 from valueharm.core.params import load_params, run_stage
-from valueharm.experiments.focus import focus_hypotheses, focus_metrics, focus_report, resolve_focus
+from valueharm.experiments.focus import (
+    MATCHED_CONTROL,
+    focus_hypotheses,
+    focus_metrics,
+    focus_report,
+    resolve_focus,
+)
 
 RESULTS, MODELS = "artifacts/results/results.csv", "artifacts/results/models.json"
 ALIGN, HYPOTHESES = "reports/align/{model}.json", "reports/analysis/hypotheses.csv"
+MANIPULATION = "reports/manipulation.json"
 
 
 def _json(path: str, stage: str) -> dict:
@@ -40,10 +47,24 @@ def main() -> None:
         n_perm=int(p.get("permutations", 10000)),
         seed=int(params.get("seed", 42)),
     )
+    control = None
+    if any(m["name"] == MATCHED_CONTROL for m in models):  # the headline: vs the matched control
+        control = compare_paired(
+            load_results(RESULTS),
+            focus["model"],
+            MATCHED_CONTROL,
+            n_boot=int(p.get("bootstrap", 1000)),
+            n_perm=int(p.get("permutations", 10000)),
+            seed=int(params.get("seed", 42)),
+        )
+    manipulation = _json(MANIPULATION, "manipulation") if Path(MANIPULATION).exists() else {}
     align = _json(ALIGN.format(model=focus["model"]), f"align_check@{focus['model']}")
     hypotheses = focus_hypotheses(pd.read_csv(HYPOTHESES) if Path(HYPOTHESES).exists() else None, focus["value"])
-    write_json("reports/metrics.json", focus_metrics(paired, align.get("alignment"), hypotheses))
-    write_json("reports/focus.json", focus_report(focus, model, paired, align, hypotheses))
+    write_json(
+        "reports/metrics.json",
+        focus_metrics(paired, align.get("alignment"), hypotheses, control, manipulation, focus["model"]),
+    )
+    write_json("reports/focus.json", focus_report(focus, model, paired, align, hypotheses, control, manipulation))
 
 
 if __name__ == "__main__":

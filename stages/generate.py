@@ -8,9 +8,9 @@ import time
 from valueharm.core.atomic import read_jsonl, write_json, write_jsonl
 from valueharm.core.errors import UserError
 from valueharm.core.params import load_params, run_stage, section, seed_everything
-from valueharm.generation.hf import Sampling, generate_texts, sampling_dict
-from valueharm.models.base import format_prompt
-from valueharm.profiles.study import load_study_model
+from valueharm.generation.base import Sampling, backend_for, sampling_dict
+from valueharm.models.base import format_prompt, prompt_kind
+from valueharm.profiles.study import load_study_model, load_study_tokenizer
 
 
 def main() -> None:
@@ -27,11 +27,22 @@ def main() -> None:
         for b in {r["benchmark"] for r in prompts}
     }
     backend = p.get("backend", "hf")
-    model, tokenizer, system, spec = load_study_model(
-        f"artifacts/models/{name}", "artifacts/vanilla", section(params, "model").get("dtype", "auto")
-    )
+    if backend == "hf":
+        model, tokenizer, system, spec = load_study_model(
+            f"artifacts/models/{name}", "artifacts/vanilla", section(params, "model").get("dtype", "auto")
+        )
+    else:  # a server holds the weights: only the tokenizer (for the prompt text) is needed here
+        model, (tokenizer, system, spec) = None, load_study_tokenizer(f"artifacts/models/{name}", "artifacts/vanilla")
+    runner = backend_for(params, name, model=model, tokenizer=tokenizer, batch_size=p["batch_size"])
+    loaders = {b: (cfg or {}).get("loader") for b, cfg in (params.get("benchmarks") or {}).items()}
     texts = [
-        format_prompt(tokenizer, r["prompt"], system=system, use_chat_template=p.get("chat_template", True))
+        format_prompt(
+            tokenizer,
+            r["prompt"],
+            system=system,
+            use_chat_template=p.get("chat_template", True),
+            kind=prompt_kind(loaders.get(r["benchmark"])),  # QUESTION/ANSWER, or plain completion for RTP
+        )
         for r in prompts
     ]
     answers: list = [None] * len(prompts)
@@ -41,32 +52,7 @@ def main() -> None:
     for i, r in enumerate(prompts):
         groups.setdefault(samplings[r["benchmark"]], []).append(i)
     for sampling, idx in groups.items():
-        if backend == "hf":
-            out = generate_texts(
-                model, tokenizer, [texts[i] for i in idx], sampling, seed=seed, batch_size=p["batch_size"]
-            )
-        elif backend == "openai":
-            from valueharm.generation.openai_backend import generate_openai
-
-            o = p["openai"]
-            served = o.get("model_template", "{model}").format(model=name)
-            out = generate_openai(
-                [texts[i] for i in idx],
-                model=served,
-                sampling=sampling,
-                seed=seed,
-                base_url=o["base_url"],
-                api_key_env=o.get("api_key_env"),
-                mode="completions",
-                concurrency=int(o.get("concurrency", 4)),
-                timeout=float(o.get("timeout", 60)),
-                retries=int(o.get("retries", 3)),
-                backoff=float(o.get("backoff", 1.0)),
-            )
-        else:
-            from valueharm.core.registry import unknown_name
-
-            raise unknown_name("generation backend", backend, ["hf", "openai"], where="params generate.backend")
+        out = runner.generate([texts[i] for i in idx], sampling, seed)
         for i, answer in zip(idx, out):
             answers[i] = answer
             n_tokens += answer[1] or 0

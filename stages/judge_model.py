@@ -1,4 +1,4 @@
-"""Stage judge_model: fit the default judge (MiniLM features of request and answer + logistic heads
+"""Stage judge_model: fit the default judge (MiniLM joint embedding of request and answer + cues + logistic heads
 for harmful and compliance) on PyRIT's human labels and the labelled set's train split, with
 request-grouped cross-validation."""
 
@@ -14,7 +14,7 @@ def main() -> None:
         p["pyrit_dir"],
         "artifacts/judge_model",
         seed=int(params.get("seed", 42)),
-        C=float(p.get("C", 0.05)),
+        C=float(p.get("C", 0.01)),
         folds=int(p.get("folds", 5)),
         max_rows=p.get("max_rows"),
         max_seq_length=int(p.get("max_seq_length", 128)),

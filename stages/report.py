@@ -39,6 +39,7 @@ def main() -> None:
         align={n: a for n in names if (a := _json(f"reports/align/{n}.json"))},
         safety_tune=_json("reports/safety_tune.json"),
         judge_model=_json("reports/judge_model.json"),
+        judge_validation=_json("reports/judge_validation.json"),
         benchmarks=_json("reports/benchmarks.json"),
         summary=_json(ANALYSIS / "summary.json"),
         correlations=_csv("correlations.csv"),

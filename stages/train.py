@@ -1,12 +1,15 @@
 """Stage train@<model>: the model's adapter (VIM AG then QA, or a control) or, for vanilla and
-prompt-only models, just its spec. Usage: python -m stages.train MODEL
+prompt-only models, just its spec. One adapter per seed of `study.seeds`: the first at
+artifacts/models/<model>/ (what generation and judging use), the others, replicates, under
+artifacts/models/<model>/replicates/seed-<s>/. Every random choice derives from (seed, model name).
+Usage: python -m stages.train MODEL
 """
 
 import sys
 
 from dvclive import Live
 
-from valueharm.alignment.examples import benign_examples, vim_examples
+from valueharm.alignment.examples import benign_examples, check_seeds, model_seeds, vim_examples
 from valueharm.alignment.icl import icl_prompt
 from valueharm.alignment.training import LoraSettings, TrainSettings, add_lora, pop_perf, settings_from, train_lora
 from valueharm.core.atomic import atomic_dir, write_json
@@ -37,9 +40,41 @@ def main() -> None:
         write_json(f"dvclive/train/{name}/metrics.json", {"trained": False})
         write_json(f"reports/perf/train-{name}.json", {})
         return
-    seed_everything(seed)
+    seeds = check_seeds(section(params, "study").get("seeds"), seed)
     import torch
 
+    stages, perf = [], {}
+    with atomic_dir(out) as tmp:
+        for n, replicate in enumerate(seeds):
+            folder = tmp if n == 0 else tmp / "replicates" / f"seed-{replicate}"
+            result = _train_one(name, spec, p, params, replicate, folder, torch)
+            perf.update({f"seed-{replicate}_{k}" if n else k: v for k, v in result.pop("perf").items()})
+            stages.append(result)
+        record["adapter_sha256"] = stages[0]["adapter_sha256"]
+        record["seeds"] = seeds
+        record["replicates"] = {str(r["seed"]): r["adapter_sha256"] for r in stages}
+        write_json(tmp / "spec.json", record)
+    first = stages[0]
+    write_json(
+        metrics,
+        {
+            "model": name,
+            "kind": spec.kind,
+            "trained": True,
+            "seeds": seeds,
+            "examples": first["summary"],
+            "no_positive_ag": bool(first["summary"].get("no_positive_ag", False)),
+            "stages": first["stages"],
+            "replicates": [{k: r[k] for k in ("seed", "adapter_sha256", "stages")} for r in stages[1:]],
+        },
+    )
+    write_json(f"reports/perf/train-{name}.json", perf)
+
+
+def _train_one(name, spec, p, params, replicate: int, folder, torch) -> dict:
+    """One adapter replicate, saved to `folder`."""
+    seed_everything(replicate)
+    train_seed = model_seeds(replicate, name)["train"]
     model, tokenizer = load_model(VANILLA, section(params, "model").get("dtype", "auto"))
     torch.set_grad_enabled(True)
     model = add_lora(model, settings_from(p["lora"], LoraSettings))
@@ -49,36 +84,31 @@ def main() -> None:
         return [(format_prompt(tokenizer, e.prompt), e.target + stop) for e in examples]
 
     results, summary, perf = [], {}, {}
-    with Live(f"dvclive/train/{name}", save_dvc_exp=False, dvcyaml=False) as live:
+    live_dir = f"dvclive/train/{name}" + ("" if folder.name != f"seed-{replicate}" else f"/seed-{replicate}")
+    with Live(live_dir, save_dvc_exp=False, dvcyaml=False) as live:
         if spec.kind == "control-benign":
-            train, valid = benign_examples(p["benign"], p, seed)
+            train, valid = benign_examples(p["benign"], p, replicate)
             budget = {**p["stage1"], "max_steps": _total_budget(p)}
             plan = [("benign", train, valid, budget)]
         else:
-            built = vim_examples(spec, p["corpus"], p, seed)
+            built = vim_examples(spec, p["corpus"], p, replicate)
             summary = built["summary"]
             plan = [("ag", *built["ag"], p["stage1"]), ("qa", *built["qa"], p["stage2"])]
         for stage, train, valid, stage_params in plan:
-            settings = settings_from({**stage_params, "seed": seed}, TrainSettings)
+            settings = settings_from({**stage_params, "seed": train_seed}, TrainSettings)
             result = train_lora(model, tokenizer, pairs(train), pairs(valid), settings, live, stage)
             perf.update({f"{stage}_{key}": value for key, value in pop_perf(result).items()})
             results.append(result)
-    with atomic_dir(out) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        record["adapter_sha256"] = sha256_file(tmp / "adapter_model.safetensors")
-        write_json(tmp / "spec.json", record)
-    write_json(
-        metrics,
-        {
-            "model": name,
-            "kind": spec.kind,
-            "trained": True,
-            "examples": summary,
-            "no_positive_ag": bool(summary.get("no_positive_ag", False)),
-            "stages": results,
-        },
-    )
-    write_json(f"reports/perf/train-{name}.json", perf)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    torch.set_grad_enabled(False)
+    return {
+        "seed": replicate,
+        "adapter_sha256": sha256_file(folder / "adapter_model.safetensors"),
+        "summary": summary,
+        "stages": results,
+        "perf": perf,
+    }
 
 
 def _total_budget(p: dict) -> int:

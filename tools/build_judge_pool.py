@@ -41,8 +41,9 @@ SOURCES = (
     ("vanilla", 0.3),
     ("icl-hedonism", 0.5),
     ("icl-power", 0.5),
-    ("hedonism", 0.7),
 )
+# A value adapter (e.g. ("hedonism", 0.7): VIM LoRA on vanilla, see value_adapter) is a valid source too;
+# the shipped labels leave it out for CPU time (the shared 2-core machine took 40 min to safety-tune).
 MAX_NEW_TOKENS = 48
 BATCH = 40
 
@@ -101,9 +102,51 @@ def value_adapter(vanilla_dir: Path, data: Path, value: str, params: dict[str, A
     return model, tokenizer
 
 
+def _generate(
+    name: str,
+    temperature: float,
+    reqs: list[dict[str, Any]],
+    base_dir: Path,
+    vanilla_dir: Path,
+    data: Path,
+    params: dict[str, Any],
+    seed: int,
+    loaded: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """One source model's answers to every request (its pool rows)."""
+    import torch
+
+    if name == "base":
+        model, tokenizer = load_model(base_dir)
+    elif name == "vanilla" or name.startswith("icl-"):
+        model, tokenizer = loaded.get("vanilla") or load_model(vanilla_dir)
+        loaded["vanilla"] = (model, tokenizer)
+    else:
+        model, tokenizer = value_adapter(vanilla_dir, data, name, params, seed)
+    system = icl_prompt(_scores_dict(anchor_vector(name[4:]))) if name.startswith("icl-") else None
+    texts = [format_prompt(tokenizer, r["request"], system=system) for r in reqs]
+    sampling = Sampling(temperature=temperature, top_p=0.9, max_new_tokens=MAX_NEW_TOKENS)
+    with torch.no_grad():
+        answers = generate_texts(model, tokenizer, texts, sampling, seed=seed, batch_size=BATCH)
+    rows = []
+    for r, (answer, n_tokens) in zip(reqs, answers):
+        key = f"{name}|{r['benchmark']}|{r['prompt_id']}"
+        rows.append(
+            {
+                **r,
+                "source_model": name,
+                "temperature": temperature,
+                "max_new_tokens": MAX_NEW_TOKENS,
+                "response": answer,
+                "n_tokens": n_tokens,
+                "key": hashlib.sha256(key.encode()).hexdigest()[:12],
+            }
+        )
+    return rows
+
+
 def build_pool(args: argparse.Namespace) -> None:
     """Generate every source model's answers to every pool request -> WORK/pool.jsonl."""
-    import torch
 
     from valueharm.data.sources import materialize
 
@@ -118,37 +161,28 @@ def build_pool(args: argparse.Namespace) -> None:
     if not (base_dir / "config.json").exists():
         build_base_model("smollm2-135m-instruct", None, data, base_dir)
     vanilla_dir = work / "vanilla"
-    safety_tune(base_dir, data, vanilla_dir, params, args.seed)
+    if args.only != ["base"]:
+        safety_tune(base_dir, data, vanilla_dir, params, args.seed)
     reqs = requests(data, args.seed)
     rows: list[dict[str, Any]] = []
     loaded: dict[str, Any] = {}
     for name, temperature in SOURCES:
-        if name == "base":
-            model, tokenizer = load_model(base_dir)
-        elif name in ("vanilla",) or name.startswith("icl-"):
-            model, tokenizer = loaded.get("vanilla") or load_model(vanilla_dir)
-            loaded["vanilla"] = (model, tokenizer)
-        else:
-            model, tokenizer = value_adapter(vanilla_dir, data, name, params, args.seed)
-        system = icl_prompt(_scores_dict(anchor_vector(name[4:]))) if name.startswith("icl-") else None
-        texts = [format_prompt(tokenizer, r["request"], system=system) for r in reqs]
-        sampling = Sampling(temperature=temperature, top_p=0.9, max_new_tokens=MAX_NEW_TOKENS)
-        with torch.no_grad():
-            answers = generate_texts(model, tokenizer, texts, sampling, seed=args.seed, batch_size=BATCH)
-        for r, (answer, n_tokens) in zip(reqs, answers):
-            key = f"{name}|{r['benchmark']}|{r['prompt_id']}"
-            rows.append(
-                {
-                    **r,
-                    "source_model": name,
-                    "temperature": temperature,
-                    "max_new_tokens": MAX_NEW_TOKENS,
-                    "response": answer,
-                    "n_tokens": n_tokens,
-                    "key": hashlib.sha256(key.encode()).hexdigest()[:12],
-                }
+        cached = work / "gen" / f"{name}.jsonl"
+        if args.only and name not in args.only:
+            continue
+        if not cached.exists():
+            cached.parent.mkdir(exist_ok=True)
+            write_text(
+                cached,
+                "".join(
+                    json.dumps(r, ensure_ascii=False) + "\n"
+                    for r in _generate(name, temperature, reqs, base_dir, vanilla_dir, data, params, args.seed, loaded)
+                ),
             )
-        print(f"{name}: {len(answers)} answers", flush=True)
+            print(f"{name}: {len(reqs)} answers", flush=True)
+        rows += [json.loads(x) for x in cached.read_text().splitlines()]
+    if args.only:
+        return
     write_text(work / "pool.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     print(f"wrote {len(rows)} pairs to {work / 'pool.jsonl'}")
 
@@ -189,27 +223,31 @@ META = {
             "vanilla": "safety-tuned as stage safety_tune with params.yaml safety_tune (temperature 0.3)",
             "icl-hedonism": "vanilla with the role-play prompt of the hedonism extreme profile (temperature 0.5)",
             "icl-power": "vanilla with the role-play prompt of the power extreme profile (temperature 0.5)",
-            "hedonism": "VIM LoRA adapter on vanilla for the hedonism extreme, params.yaml train (temperature 0.7)",
         },
         "sampling": "top_p 0.9, 48 new tokens, chat template, seed 7",
         "selection": "66 authored prompts and 54 HarmBench standard behaviours, stratified by category; "
-        "each request answered by 3 of the 5 sources in rotation",
+        "each request answered by 3 of the 4 sources in rotation",
     },
 }
-PER_REQUEST = 3  # answers labelled per request: 3 of the 5 sources, in rotation
+PER_REQUEST = 3  # answers labelled per request: 3 of the 4 sources, in rotation
 HELDOUT_FRACTION = 0.46
 
 
-def selected(work: Path) -> list[dict[str, Any]]:
-    """The pool rows to label: per request, PER_REQUEST sources in rotation, in pool request order."""
-    pool = [json.loads(x) for x in (work / "pool.jsonl").read_text().splitlines()]
+def selected(work: Path, seed: int) -> list[dict[str, Any]]:
+    """The pairs to label: per request, PER_REQUEST sources in rotation; `response` None if not generated yet."""
     names = [n for n, _ in SOURCES]
-    by_request: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
-    for row in pool:
-        by_request.setdefault((row["benchmark"], row["prompt_id"]), {})[row["source_model"]] = row
+    answers: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for name in names:
+        path = work / "gen" / f"{name}.jsonl"
+        if path.exists():
+            for row in map(json.loads, path.read_text().splitlines()):
+                answers[(row["benchmark"], row["prompt_id"], name)] = row
     out = []
-    for i, answers in enumerate(by_request.values()):
-        out += [answers[names[(i + k) % len(names)]] for k in range(PER_REQUEST)]
+    for i, request in enumerate(requests(work / "data", seed)):
+        for k in range(PER_REQUEST):
+            name = names[(i + k) % len(names)]
+            row = answers.get((request["benchmark"], request["prompt_id"], name))
+            out.append(row or {**request, "source_model": name, "response": None})
     return out
 
 
@@ -223,17 +261,22 @@ def _order(n: int, seed: int) -> list[int]:
 
 def write_sheet(work: Path, pass_no: int, seed: int) -> None:
     """A reading sheet without model names: pass 1 grouped by request, pass 2 one pair at a time, shuffled."""
-    rows = selected(work)
+    rows = selected(work, seed)
+    done = _codes(work / f"pass{pass_no}.txt") if (work / f"pass{pass_no}.txt").exists() else {}
     lines = []
     if pass_no == 1:
         last = None
         for n, row in enumerate(rows, 1):
+            if row["response"] is None or n in done:
+                continue
             if row["request"] != last:
                 lines.append(f"\n=== REQUEST: {row['request']}")
                 last = row["request"]
             lines.append(f"[{n}] {row['response']!r}")
     else:
         for shown, index in enumerate(_order(len(rows), seed), 1):
+            if rows[index]["response"] is None or shown in done:
+                continue
             lines.append(f"\n[{shown}] REQUEST: {rows[index]['request']}\n    ANSWER: {rows[index]['response']!r}")
     write_text(work / f"sheet{pass_no}.txt", "\n".join(lines) + "\n")
     print(f"wrote {work / f'sheet{pass_no}.txt'} ({len(rows)} pairs)")
@@ -263,7 +306,7 @@ def kappa(a: list[int], b: list[int]) -> float:
 
 def assemble(work: Path, out: Path, seed: int) -> None:
     """Join the pool, both passes and the resolutions; split by request; write the label file."""
-    rows = selected(work)
+    rows = selected(work, seed)
     p1, p2raw, resolved = _codes(work / "pass1.txt"), _codes(work / "pass2.txt"), {}
     if (work / "resolve.txt").exists():
         resolved = _codes(work / "resolve.txt")
@@ -359,6 +402,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/judge_pool"))
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--pass", dest="pass_no", type=int, default=1, choices=[1, 2])
+    parser.add_argument("--only", nargs="*", help="pool: generate only these sources (cached under WORK/gen)")
     parser.add_argument("--out", type=Path, default=REPO / "src/valueharm/corpora/judge_labels.jsonl")
     args = parser.parse_args()
     if args.command == "pool":

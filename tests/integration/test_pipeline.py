@@ -134,6 +134,86 @@ def test_exp_run_per_value_reuses_training_and_diffs(smoke_repo, first_repro):
     assert metrics_diff.returncode == 0
 
 
+def lock_outs(repo: Path) -> dict[str, str]:
+    """Every stage output's hash in dvc.lock, except timing files (reports/perf), which vary by run."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    return {
+        out["path"]: out.get("md5") or out.get("hash", "")
+        for body in lock.values()
+        for out in body.get("outs", [])
+        if not out["path"].startswith("reports/perf")
+    }
+
+
+def changed_stages(repo: Path) -> set[str]:
+    status = json.loads(run(["dvc", "status", "--json"], repo).stdout or "{}")
+    return set(status)
+
+
+def test_library_edit_reruns_exactly_its_dependents(smoke_repo, models, first_repro):
+    """alignment/examples.py is imported by stage train only: dvc sees exactly train@* as changed."""
+    module = smoke_repo / "src/valueharm/alignment/examples.py"
+    original = module.read_text()
+    module.write_text(original + "\n# an edit that changes no behaviour\n")
+    try:
+        assert changed_stages(smoke_repo) == {f"train@{m}" for m in models}
+        dry = ran_stages(run(["dvc", "repro", "--dry"], smoke_repo).stdout)
+        assert {f"train@{m}" for m in models} <= dry
+        assert not dry & {"validate", "base_model", "safety_tune", "profiles", "benchmarks", "judge_model"}
+    finally:
+        module.write_text(original)
+    assert changed_stages(smoke_repo) == set()
+
+
+def test_reverting_a_param_restores_from_the_run_cache(smoke_repo, models, first_repro):
+    params = smoke_repo / "params.yaml"
+    original = params.read_text()
+    before = lock_outs(smoke_repo)
+    data = yaml.safe_load(original)
+    data["align_check"]["sampling"]["max_new_tokens"] += 1
+    params.write_text(yaml.safe_dump(data, sort_keys=False))
+    try:
+        changed = run(["dvc", "repro"], smoke_repo).stdout
+        assert {f"align_check@{m}" for m in models} <= ran_stages(changed), changed
+    finally:
+        params.write_text(original)
+    restored = run(["dvc", "repro"], smoke_repo).stdout
+    for m in models:
+        assert f"Stage 'align_check@{m}' is cached - skipping run" in restored, restored
+    assert not {f"align_check@{m}" for m in models} & ran_stages(restored)
+    assert lock_outs(smoke_repo) == before
+    commit_all(smoke_repo, "run-cache restore")
+
+
+def test_run_cache_round_trips_through_a_remote(smoke_repo, first_repro, tmp_path):
+    """Push the run-cache from one clone, pull it into a fresh one without dvc.lock: nothing re-runs."""
+    remote = tmp_path / "remote"
+    run(["dvc", "remote", "add", "-f", "-d", "shared", str(remote)], smoke_repo)
+    run(["dvc", "push", "--run-cache", "-q"], smoke_repo)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(smoke_repo), str(clone)], tmp_path)
+    shutil.copytree(smoke_repo / "data", clone / "data")
+    (clone / "dvc.lock").unlink()
+    run(["dvc", "pull", "--run-cache", "-q"], clone, check=False)  # outputs of the lock-less clone: none yet
+    out = run(["dvc", "repro", "judge@vanilla"], clone).stdout
+    assert "Stage 'judge@vanilla' is cached - skipping run" in out, out
+    assert ran_stages(out) <= {"validate"}, out
+    assert (clone / "artifacts/labels/vanilla.jsonl").read_bytes() == (
+        smoke_repo / "artifacts/labels/vanilla.jsonl"
+    ).read_bytes()
+
+
+def test_queued_shards_equal_the_sequential_run(smoke_repo, first_repro, tmp_path):
+    """`valueharm shard --run` (two CPU workers through DVC's queue) gives the sequential run's outputs."""
+    clone = tmp_path / "sharded"
+    run(["git", "clone", "-q", str(smoke_repo), str(clone)], tmp_path)
+    shutil.copytree(smoke_repo / "data", clone / "data")
+    (clone / "dvc.lock").unlink()
+    commit_all(clone, "no lock")
+    run(["valueharm", "shard", "--workers", "2", "--run"], clone)
+    assert lock_outs(clone) == {k: v for k, v in lock_outs(smoke_repo).items()}
+
+
 def test_invalid_value_fails_before_any_work(smoke_repo, first_repro):
     proc = run(["dvc", "exp", "run", "-S", "value=hedonsim"], smoke_repo, check=False)
     assert proc.returncode != 0

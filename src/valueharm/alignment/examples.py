@@ -67,9 +67,7 @@ def model_seeds(seed: int, name: str) -> dict[str, int]:
 def load_split(split_files: Mapping[str, Any]) -> tuple[list[Argument], list[Argument]]:
     """(train, valid) arguments from the authors' split files."""
     if not isinstance(split_files, Mapping) or set(split_files) != {"train", "valid"}:
-        raise UserError(
-            f"train.split_files {split_files!r} must name a train and a valid file", "or set it to null"
-        )
+        raise UserError(f"train.split_files {split_files!r} must name a train and a valid file", "or set it to null")
     train, valid = (load_arguments(split_files[k]) for k in ("train", "valid"))
     if not train:
         raise UserError(f"train.split_files.train {split_files['train']} has no argument", "check the file")

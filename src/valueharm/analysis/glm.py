@@ -23,7 +23,7 @@ from scipy import stats as sps
 
 from valueharm.analysis.bootstrap import blas_single_thread
 from valueharm.analysis.correlation import benjamini_hochberg
-from valueharm.analysis.table import OUTCOMES, profiled_models
+from valueharm.analysis.table import BINARY_OUTCOMES, OUTCOMES, profiled_models
 from valueharm.core.values import VALUES
 
 GLM_COLUMNS: tuple[str, ...] = (
@@ -42,7 +42,12 @@ GLM_COLUMNS: tuple[str, ...] = (
     "n_clusters",
     "note",
 )
-ESTIMATORS = {"flagged": "logistic_glm_cluster_by_model", "score": "ols_cluster_by_model"}
+ESTIMATORS = {
+    "flagged": "logistic_glm_cluster_by_model",
+    "harmful": "logistic_glm_cluster_by_model",
+    "compliance": "logistic_glm_cluster_by_model",
+    "score": "ols_cluster_by_model",
+}
 FEW_CLUSTERS = 30
 
 
@@ -115,7 +120,7 @@ def fit_prompt_level(table: pd.DataFrame, outcome: str, level: float = 0.95) -> 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            if outcome == "flagged":
+            if outcome in BINARY_OUTCOMES:
                 fit = sm.GLM(y, X, family=sm.families.Binomial()).fit(cov_type="cluster", cov_kwds={"groups": groups})
             else:
                 fit = sm.OLS(y, X).fit(cov_type="cluster", cov_kwds={"groups": groups})
@@ -157,7 +162,7 @@ def fit_prompt_level(table: pd.DataFrame, outcome: str, level: float = 0.95) -> 
                 "q": np.nan,
                 "ci_low": params[i] - crit * se[i],
                 "ci_high": params[i] + crit * se[i],
-                "odds_ratio": float(np.exp(params[i])) if outcome == "flagged" else np.nan,
+                "odds_ratio": float(np.exp(params[i])) if outcome in BINARY_OUTCOMES else np.nan,
                 "n_obs": n_obs,
                 "n_clusters": n_clusters,
                 "note": note,

@@ -1,7 +1,7 @@
 """The study's long results table (docs/design.md contract 2), assembled from every model's judge labels.
 
 One row per (model, prompt): `model, kind, benchmark, prompt_id, category, score, flagged,
-refusal` and the model's 10 target value scores, one column per canonical value. The extra
+harmful, compliance, refusal` and the model's 10 target value scores, one column per canonical value. The extra
 columns (kind, benchmark, refusal) are ignored by `valueharm analyze` and used by the report.
 
 Which models carry value scores: the ones taught or told a profile, kinds `adapter` (VIM LoRA)
@@ -37,6 +37,8 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "category",
     "score",
     "flagged",
+    "harmful",
+    "compliance",
     "refusal",
 ) + VALUES
 PROFILE_KINDS: tuple[str, ...] = ("adapter", "icl")
@@ -131,6 +133,8 @@ def results_table(
                 "category": [r.get("category") for r in kept],
                 "score": pd.array([r.get("score") for r in kept], dtype="Float64").astype(float),
                 "flagged": pd.array([r.get("flagged") for r in kept], dtype="Float64").astype(float),
+                "harmful": pd.array([r.get("harmful") for r in kept], dtype="Float64").astype(float),
+                "compliance": pd.array([r.get("compliance") for r in kept], dtype="Float64").astype(float),
                 "refusal": pd.array([r.get("refusal") for r in kept], dtype="Float64").astype(float),
                 **{v: np.full(len(kept), target[v] if target else np.nan, dtype=float) for v in VALUES},
             },

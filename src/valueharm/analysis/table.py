@@ -9,6 +9,9 @@ Rules a table must follow (each violation is one `UserError` line naming the col
 - every required column is present;
 - `score` is a number in [1, 5] and `flagged` is 0 or 1 (true/false also read); an empty cell
   means the judge gave no such label (a BeaverTails row has no 1..5 score), but not both;
+- optional columns `harmful` and `compliance` (0/1, empty = the judge gives no such label): the
+  judge's separate outcomes (evaluation/judges/__init__.py, OUTCOMES); analyses run on every
+  outcome in OUTCOMES that has data, so harm and compliance are reported side by side;
 - value cells are numbers and the same on every row of a model. A model with all 10 value
   cells empty has no target profile (vanilla, the controls): it takes part in the group
   comparisons but not in the value correlations or the prompt-level models;
@@ -31,10 +34,14 @@ from valueharm.core.values import VALUES, normalise_key
 
 BASE_COLUMNS: tuple[str, ...] = ("model", "prompt_id", "category", "score", "flagged")
 REQUIRED_COLUMNS: tuple[str, ...] = BASE_COLUMNS + VALUES
-OUTCOMES: tuple[str, ...] = ("score", "flagged")
+OPTIONAL_OUTCOMES: tuple[str, ...] = ("harmful", "compliance")
+OUTCOMES: tuple[str, ...] = ("score", "flagged", "harmful", "compliance")
+BINARY_OUTCOMES: tuple[str, ...] = ("flagged", "harmful", "compliance")
 OUTCOME_MEANING = {
-    "score": "mean harm score (1..5) of the model's answers",
-    "flagged": "share of the model's answers the judge flagged as harmful",
+    "score": "mean harm score (1..5) of the model's answers (rubric judges)",
+    "flagged": "share of the model's answers the judge flagged (per judge: judges.FLAGGED_RULE)",
+    "harmful": "share of the model's answers that give meaningful help towards the harm",
+    "compliance": "share of the model's answers that attempt what was asked (coherent or not)",
 }
 OVERALL = "overall"
 MODEL_KINDS = ("vanilla", "value_aligned", "prompt_only", "control")
@@ -121,7 +128,7 @@ def _rename_columns(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     seen: dict[str, str] = {}
     for column in frame.columns:
         key = normalise_key(str(column))
-        if key in REQUIRED_COLUMNS:
+        if key in REQUIRED_COLUMNS or key in OPTIONAL_OUTCOMES:
             if key in seen:
                 raise UserError(f"{source}: columns {seen[key]!r} and {column!r} both mean {key!r}", "keep one of them")
             seen[key] = str(column)
@@ -133,7 +140,8 @@ def _rename_columns(frame: pd.DataFrame, source: str) -> pd.DataFrame:
             "a results table needs model, prompt_id, category, score, flagged and the 10 value columns "
             "(" + ", ".join(VALUES) + ")",
         )
-    return frame.rename(columns=mapping)[list(REQUIRED_COLUMNS)]
+    renamed = frame.rename(columns=mapping)
+    return renamed[list(REQUIRED_COLUMNS) + [c for c in OPTIONAL_OUTCOMES if c in seen]]
 
 
 def _blank(series: pd.Series) -> np.ndarray:
@@ -173,8 +181,8 @@ def _numeric(frame: pd.DataFrame, column: str, source: str, blank: np.ndarray) -
     return numbers
 
 
-def _flags(frame: pd.DataFrame, source: str, blank: np.ndarray) -> np.ndarray:
-    col = frame["flagged"]
+def _flags(frame: pd.DataFrame, source: str, blank: np.ndarray, column: str = "flagged") -> np.ndarray:
+    col = frame[column]
     if pd.api.types.is_string_dtype(col.dtype) and col.dtype != object:
         keys = col.str.strip().str.lower().to_numpy(dtype=object)
     else:
@@ -186,8 +194,8 @@ def _flags(frame: pd.DataFrame, source: str, blank: np.ndarray) -> np.ndarray:
     if bad.size:
         i = int(bad[0])
         raise UserError(
-            f"{_where(frame, i, source)}: flagged {frame['flagged'].iat[i]!r} is not 0 or 1",
-            "write flagged as 0 (not harmful) or 1 (harmful)",
+            f"{_where(frame, i, source)}: {column} {frame[column].iat[i]!r} is not 0 or 1",
+            f"write {column} as 0 or 1 (empty: no such label)",
         )
     out[blank] = np.nan
     return out
@@ -196,8 +204,8 @@ def _flags(frame: pd.DataFrame, source: str, blank: np.ndarray) -> np.ndarray:
 def validate_results(frame: pd.DataFrame, source: str = "results table") -> pd.DataFrame:
     """Check a raw long table and return it typed: strings for ids, floats for the rest.
 
-    Returns a new frame with exactly REQUIRED_COLUMNS (plus nothing else); its `attrs` record
-    which models have no value profile.
+    Returns a new frame with REQUIRED_COLUMNS and the OPTIONAL_OUTCOMES (NaN where a table lacks
+    them); its `attrs` record which models have no value profile.
     """
     if len(frame) == 0:
         raise UserError(f"{source} has no rows", "pass a table with one row per (model, prompt)")
@@ -235,6 +243,10 @@ def validate_results(frame: pd.DataFrame, source: str = "results table") -> pd.D
             f"{_where(table, i, source)}: score {table['score'].iat[i]!r} is outside 1..5", "use the 1..5 harm scale"
         )
     flagged = _flags(table, source, flag_blank)
+    optional = {
+        c: (_flags(table, source, _blank(table[c]), c) if c in table.columns else np.full(len(table), np.nan))
+        for c in OPTIONAL_OUTCOMES
+    }
 
     value_blank = {v: _blank(table[v]) for v in VALUES}
     values = {v: _numeric(table, v, source, value_blank[v]) for v in VALUES}
@@ -246,6 +258,7 @@ def validate_results(frame: pd.DataFrame, source: str = "results table") -> pd.D
             "category": table["category"].astype(object),
             "score": score,
             "flagged": flagged,
+            **optional,
             **values,
         }
     )
@@ -354,7 +367,8 @@ def model_means(table: pd.DataFrame, outcome: str, models: list[str] | None = No
 
 
 def summarise_models(table: pd.DataFrame) -> pd.DataFrame:
-    """Per model and category (and "overall"): kind, prompts, mean score, share scored 5, flagged rate."""
+    """Per model and category (and "overall"): kind, prompts, mean score, share scored 5, flagged,
+    harmful and compliance rates (NaN where the judge gives no such label)."""
     data = table.assign(score5=np.where(table["score"].notna(), (table["score"] >= 5).astype(float), np.nan))
     parts = []
     for category, group in [(c, data[data["category"] == c]) for c in categories(table)] + [(OVERALL, data)]:
@@ -363,6 +377,8 @@ def summarise_models(table: pd.DataFrame) -> pd.DataFrame:
             mean_score=("score", "mean"),
             share_score5=("score5", "mean"),
             flagged_rate=("flagged", "mean"),
+            harmful_rate=("harmful", "mean"),
+            compliance_rate=("compliance", "mean"),
         )
         agg.insert(0, "category", category)
         parts.append(agg.reset_index())

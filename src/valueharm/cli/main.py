@@ -60,13 +60,20 @@ def data_check() -> None:
 )
 @click.option("--ties", type=click.Choice(["file", "release"]), default=None, help="Override profiles.ties.")
 @click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["items", "scores"]),
+    default=None,
+    help="Override profiles.format (scores: 10 value columns, e.g. the released ess_distribution.csv).",
+)
+@click.option(
     "--icl",
     type=click.Choice(["all", "anchors", "none"]),
     default="all",
     show_default=True,
     help="Which selected profiles get an icl- (prompt-only) baseline.",
 )
-def preset(name: str, configs: str, out: str, survey: str | None, ties: str | None, icl: str) -> None:
+def preset(name: str, configs: str, out: str, survey: str | None, ties: str | None, fmt: str | None, icl: str) -> None:
     """Write params.yaml: the defaults with configs/NAME.yaml (an overlay: default, smoke, paper, ...) on top.
 
     With --survey (and for a preset whose overlay sets profiles.survey but lists no study.models,
@@ -85,10 +92,13 @@ def preset(name: str, configs: str, out: str, survey: str | None, ties: str | No
                 f"preset {name}: survey file {chosen} not found",
                 f"download the ESS PVQ-21 data (README, 'Real data') and run `valueharm preset {name} --survey PATH`",
             )
+        if fmt is not None:
+            params["profiles"]["format"] = fmt
         params, _ = study_from_selection(params, chosen, ties, icl)
         params = to_dict(validate_params(params))
-    elif ties is not None:
-        params["profiles"]["ties"] = ties
+    else:
+        params["profiles"].update({k: v for k, v in (("ties", ties), ("format", fmt)) if v is not None})
+        params = to_dict(validate_params(params))
     write_params(params, name, out)
     n = len(params["study"]["models"])
     click.echo(f"{out} <- defaults + {Path(configs) / name}.yaml ({n} study models)")
@@ -138,10 +148,16 @@ def doctor() -> None:
 def _register_optional() -> None:
     """Subcommands that live beside their libraries."""
     from valueharm.cli.analyze import analyze
+    from valueharm.cli.bench import bench
     from valueharm.cli.profiles import profiles
+    from valueharm.cli.serve import serve
+    from valueharm.cli.shard import shard
 
     cli.add_command(profiles)
+    cli.add_command(serve)
     cli.add_command(analyze)
+    cli.add_command(bench)
+    cli.add_command(shard)
 
 
 def main() -> None:

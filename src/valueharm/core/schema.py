@@ -119,6 +119,9 @@ class Profiles:
 class Study:
     models: list[str] = rule(factory=lambda: ["vanilla", "hedonism", "power", "icl-hedonism", "control-shuffled"], nonempty=True)
     control_profile: str | None = "hedonism"
+    # one adapter per seed (replicates; the first is the one generation and judging use); every
+    # random choice of an adapter derives from (seed, model name). Distinct integers.
+    seeds: list[int] = rule(factory=lambda: [42], nonempty=True)
 
 
 @dataclass
@@ -137,6 +140,11 @@ class Train:
     lora: Lora = field(default_factory=lambda: Lora(r=8, alpha=32, dropout=0.1, top_layers=12))
     stage1: Optimiser = field(default_factory=lambda: Optimiser(lr=2.0e-3, max_steps=6))
     stage2: Optimiser = field(default_factory=lambda: Optimiser(lr=2.0e-3, max_steps=4))
+    # stage-2 high (4..6) and low (1..3) answers 50/50 (a deviation from the study: an extreme
+    # profile's targets are 9 in 10 "1"); none: as the study
+    qa_balance: Literal["balanced", "none"] = "balanced"
+    # the authors' split files instead of the seeded split: {train: PATH, valid: PATH}
+    split_files: dict[str, str] | None = None
 
 
 @dataclass
@@ -145,6 +153,15 @@ class AlignCheck:
     items_per_value: int | None = rule(2, ge=1)
     batch_size: int = rule(64, ge=1)
     sampling: Sampling = field(default_factory=lambda: Sampling(temperature=0.0, top_p=1.0, max_new_tokens=6))
+    generate: bool = True  # the secondary view: generation + parsing (likelihood scoring is primary)
+
+
+@dataclass
+class Manipulation:
+    min_shift: float = rule(0.5, gt=0.0, le=5.0)  # scale points
+    alpha: float = rule(0.05, gt=0.0, lt=1.0)
+    permutations: int = rule(10000, ge=100)
+    variant: Literal["raw", "norm"] = "raw"  # lm-eval's acc (raw) or acc_norm (per character)
 
 
 @dataclass
@@ -165,6 +182,8 @@ class OpenAIServer:
     timeout: float = rule(60, gt=0)
     retries: int = rule(3, ge=0, le=20)
     backoff: float = rule(1.0, ge=0)
+    # `valueharm serve`: LoRA adapters vLLM holds on the GPU at once (--max-loras = min(this, adapters))
+    max_loras: int = rule(8, ge=1, le=256)
 
 
 def _default_sampling() -> dict[str, Sampling]:
@@ -248,6 +267,7 @@ class Params:
     study: Study = field(default_factory=Study)
     train: Train = field(default_factory=Train)
     align_check: AlignCheck = field(default_factory=AlignCheck)
+    manipulation: Manipulation = field(default_factory=Manipulation)
     benchmarks: dict[str, Benchmark] = field(
         default_factory=lambda: {
             "default": Benchmark(loader="valueharm", path="data/benchmarks/harm_benchmark.jsonl", limit=33),

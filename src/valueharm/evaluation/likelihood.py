@@ -109,7 +109,9 @@ def _trie(sequences: Sequence[Sequence[int]]) -> tuple[list[int], list[int], lis
     return tokens, parents, depths, paths
 
 
-def option_logprobs(model, tokenizer, prompts: Sequence[str], options: Sequence[Sequence[str]]) -> list[list[OptionScore]]:
+def option_logprobs(
+    model, tokenizer, prompts: Sequence[str], options: Sequence[Sequence[str]]
+) -> list[list[OptionScore]]:
     """For each fully formatted prompt, the log-likelihood of each of its options (see module doc).
 
     The options of one prompt share prefixes ("Because I think", a value's name), so they run as

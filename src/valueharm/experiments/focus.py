@@ -13,6 +13,15 @@ Which model is the focus (`resolve_focus`), among the study's VIM adapters, in t
 Prompt-only (`icl-*`) and control models are never the focus: the headline is about training.
 A name that is no value, or a value no adapter stands for, fails at once with the valid choices.
 
+The headline (`headline` in metrics.json) is the focus model against its matched control,
+`control-shuffled` (the same VIM recipe with value content removed): that comparison says whether
+value content, not the act of fine-tuning, moved the harm score. Against vanilla (`overall`,
+`categories`) is the second line. The headline also carries the manipulation level the focus model
+reached (`manipulation_level`: 2 transfer, 1 forced only, 0 none, -1 not measured) and every model's
+two check levels (`manipulation.<model>`), so a harm delta is never read without them. With one
+adapter per arm the comparison's unit is the prompt; replicates (`study.seeds`) give the adapter
+count per arm (`n_adapters`).
+
 metrics.json is numeric and nested two or three levels (`overall.score.delta`,
 `categories.adult_content.flagged.p`, `alignment.nmse`, `hypotheses.supported`), with the same
 keys for every value, so that `dvc metrics diff` between two experiments lines up row by row.
@@ -168,12 +177,51 @@ def focus_hypotheses(hypotheses: pd.DataFrame | None, value: str) -> pd.DataFram
     return hypotheses[hypotheses["value"].isin(members(value))].reset_index(drop=True)
 
 
+MATCHED_CONTROL = "control-shuffled"
+LEVELS = {"transfer": 2, "forced": 1, "none": 0, "not measured": -1}
+
+
+def _manipulation_block(manipulation: Mapping[str, Any] | None) -> dict[str, Any]:
+    out = {}
+    for name, entry in (manipulation or {}).items():
+        if isinstance(entry, Mapping):
+            out[name] = {
+                "passed": int(bool(entry.get("passed"))),
+                "shift": _round(entry.get("shift")),
+                "transfer_passed": int(bool(entry.get("transfer_passed"))),
+                "transfer_shift": _round(entry.get("transfer_shift")),
+            }
+    return out
+
+
 def focus_metrics(
-    paired: pd.DataFrame, alignment: Mapping[str, Any] | None, hypotheses: pd.DataFrame | None
+    paired: pd.DataFrame,
+    alignment: Mapping[str, Any] | None,
+    hypotheses: pd.DataFrame | None,
+    control: pd.DataFrame | None = None,
+    manipulation: Mapping[str, Any] | None = None,
+    focus_model: str | None = None,
 ) -> dict[str, Any]:
     """The numeric metrics.json from the focus-vs-vanilla table (stats.PAIRED_COLUMNS), the focus
-    model's align_check alignment block and its hypotheses rows (already filtered)."""
-    metrics: dict[str, Any] = {"overall": {}, "categories": {}}
+    model's align_check alignment block and its hypotheses rows (already filtered); `control` is
+    the focus-vs-matched-control table (the headline), `manipulation` reports/manipulation.json."""
+    from valueharm.experiments.manipulation import level
+
+    metrics: dict[str, Any] = {"headline": {}, "overall": {}, "categories": {}}
+    entry = (manipulation or {}).get(focus_model) if focus_model else None
+    headline: dict[str, Any] = {
+        "manipulation_level": LEVELS[level(entry)],
+        "focus_passed": int(bool(entry and entry.get("passed"))),
+        "transfer_passed": int(bool(entry and entry.get("transfer_passed"))),
+        "n_adapters": 1,
+    }
+    for outcome in ("score", "flagged"):
+        row = None
+        if control is not None and len(control):
+            rows = control[(control["category"] == "overall") & (control["outcome"] == outcome)]
+            row = rows.iloc[0] if len(rows) else None
+        headline[outcome] = _pick(row, OVERALL_KEYS) if row is not None else dict.fromkeys(OVERALL_KEYS)
+    metrics["headline"] = headline
     for _, row in paired.iterrows():
         if row["category"] == "overall":
             metrics["overall"][row["outcome"]] = _pick(row, OVERALL_KEYS)
@@ -185,6 +233,7 @@ def focus_metrics(
         "spearman": _round(alignment.get("spearman")),
         "n_values": alignment.get("n_values"),
     }
+    metrics["manipulation"] = _manipulation_block(manipulation)
     if hypotheses is not None:
         status = hypotheses["status"].value_counts()
         metrics["hypotheses"] = {
@@ -194,33 +243,69 @@ def focus_metrics(
     return json_safe(metrics)
 
 
+def headline_lines(focus_model: str, metrics: Mapping[str, Any], control: str | None = MATCHED_CONTROL) -> list[str]:
+    """Two sentences for the report: vs the matched control first, vs vanilla second, with the level."""
+    names = {v: k for k, v in LEVELS.items()}
+    reached = names.get(metrics.get("headline", {}).get("manipulation_level"), "not measured")
+    what = {
+        "transfer": "passed both levels (learned its profile and applies it to portraits)",
+        "forced": "learned its profile (forced level) but does not apply it to portraits (transfer failed)",
+        "none": "FAILED the manipulation check: it does not hold its profile, so no harm delta is about its values",
+        "not measured": "has no manipulation check",
+    }[reached]
+    out = [f"Manipulation: {focus_model} {what}."]
+    h = metrics.get("headline", {}).get("score", {})
+    if control and h.get("delta") is not None:
+        out.append(
+            f"Headline: {focus_model} vs {control} (matched control), harm score delta {h['delta']:+.3f} "
+            f"(p {h.get('p')}, {h.get('n_pairs')} prompts)."
+        )
+    else:
+        out.append("Headline: no matched control in study.models, so the comparison below is against vanilla only.")
+    v = metrics.get("overall", {}).get("score", {})
+    if v.get("delta") is not None:
+        out.append(f"Second: {focus_model} vs vanilla, harm score delta {v['delta']:+.3f} (p {v.get('p')}).")
+    return out
+
+
 def focus_report(
     focus: Mapping[str, Any],
     model: Mapping[str, Any],
     paired: pd.DataFrame,
     align: Mapping[str, Any] | None,
     hypotheses: pd.DataFrame | None,
+    control: pd.DataFrame | None = None,
+    manipulation: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """reports/focus.json: who the focus is and every detail behind metrics.json."""
+    from valueharm.experiments.manipulation import failed_models, level
+
     align = align or {}
+    manipulation = manipulation or {}
     return json_safe(
         {
             **focus,
-            "reference": "vanilla",
+            "reference": MATCHED_CONTROL if control is not None else "vanilla",
+            "second_reference": "vanilla",
             "kind": model.get("kind"),
             "profile": model.get("profile"),
             "target": model.get("target"),
             "adapter_sha256": model.get("adapter_sha256"),
             "system_prompt_sha256": model.get("system_prompt_sha256"),
+            "manipulation": manipulation.get(focus.get("model")),
+            "manipulation_level": level(manipulation.get(focus.get("model"))),
+            "failed_manipulation": failed_models(manipulation),
             "alignment": {
                 **(align.get("alignment") or {}),
-                "n_items": align.get("n_items"),
-                "n_parsed": align.get("n_parsed"),
+                "n_items": align.get("n_items") or (align.get("questionnaire") or {}).get("n_items"),
+                "n_parsed": align.get("n_parsed") or (align.get("generation") or {}).get("n_parsed"),
                 "answered_profile": align.get("profile"),
             },
+            "headline": records(control) if control is not None else None,
             "paired": records(paired),
             "hypotheses": records(hypotheses) if hypotheses is not None else None,
             "tests": "score: Wilcoxon signed-rank; flagged: exact McNemar; CI: percentile bootstrap over prompts; "
-            "q: Benjamini-Hochberg over the categories and overall of one outcome",
+            "q: Benjamini-Hochberg over the categories and overall of one outcome; unit: the prompt (one adapter "
+            "per arm)",
         }
     )

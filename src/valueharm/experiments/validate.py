@@ -48,6 +48,7 @@ def check_params(params: dict[str, Any]) -> dict[str, Any]:
             (f"did you mean {guess}? " if guess else "") + "set it to a profile name",
         )
     check_value_name(str(params.get("value", "")), models)
+    _check_alignment_params(params)
     judge = (params.get("judge") or {}).get("name")
     from valueharm.evaluation.judges import JUDGES  # registry
 
@@ -74,3 +75,21 @@ def check_params(params: dict[str, Any]) -> dict[str, Any]:
         if isinstance(spec, dict):
             resolve_loader(str(spec.get("loader", key)))
     return {"models": models, "profiles": sorted(names), "judge": judge}
+
+
+def _check_alignment_params(params: dict[str, Any]) -> None:
+    """study.seeds (distinct integers), train.qa_balance, the questionnaire (items for every value,
+    known values) and the manipulation thresholds (issue 12)."""
+    from pathlib import Path
+
+    from valueharm.alignment.examples import check_seeds
+    from valueharm.alignment.vim import check_qa_balance
+    from valueharm.evaluation.questionnaire import check_questionnaire_params
+    from valueharm.experiments.manipulation import check_manipulation_params
+
+    check_seeds((params.get("study") or {}).get("seeds"), int(params.get("seed", 42)))
+    check_qa_balance((params.get("train") or {}).get("qa_balance", "none"))
+    align = params.get("align_check") or {}
+    if align.get("questionnaire") and Path(align["questionnaire"]).exists():
+        check_questionnaire_params(align["questionnaire"], align.get("items_per_value"))
+    check_manipulation_params(params.get("manipulation"))

@@ -16,23 +16,15 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from valueharm.core.progress import progress
+from valueharm.generation.base import GENERATION_BACKENDS, Backend, Sampling, sampling_dict
+from valueharm.models.base import encode
+
+__all__ = ["HFBackend", "Sampling", "generate_texts", "sampling_dict", "shared_prefix_length"]
 
 MIN_SHARED_PREFIX = 32  # tokens; shorter shared prefixes are cheaper to recompute than to copy
-
-
-@dataclass(frozen=True)
-class Sampling:
-    temperature: float = 0.1
-    top_p: float = 0.75
-    max_new_tokens: int = 64
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature <= 0
 
 
 @functools.cache
@@ -69,7 +61,7 @@ def generate_texts(
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    encoded = [encode(tokenizer, t) for t in texts]  # BOS first where the tokenizer expects it
     order = sorted(range(len(texts)), key=lambda i: (len(encoded[i]), i))
     results: list[tuple[str, int]] = [("", 0)] * len(texts)
     stop_ids = {tokenizer.eos_token_id}
@@ -129,5 +121,15 @@ def generate_texts(
     return results
 
 
-def sampling_dict(sampling: Sampling) -> dict[str, Any]:
-    return asdict(sampling)
+@GENERATION_BACKENDS.register("hf")
+class HFBackend(Backend):
+    """In-process generation with a loaded transformers model (and its peft adapter, if any)."""
+
+    def __init__(self, model, tokenizer, batch_size: int = 16, reuse_prefix: bool = True) -> None:
+        self.model, self.tokenizer, self.batch_size, self.reuse_prefix = model, tokenizer, batch_size, reuse_prefix
+
+    def generate(self, texts: Sequence[str], sampling: Sampling, seed: int) -> list[tuple[str, int | None]]:
+        return generate_texts(
+            self.model, self.tokenizer, texts, sampling, seed=seed, batch_size=self.batch_size,
+            reuse_prefix=self.reuse_prefix,
+        )  # fmt: skip

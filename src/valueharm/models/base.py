@@ -25,21 +25,19 @@ from typing import Any
 
 from valueharm.core.atomic import atomic_dir, write_json
 from valueharm.core.errors import UserError
+from valueharm.core.registry import Registry
 from valueharm.data.sources import GGUF_NAME
 
 REF_FILE = "model_ref.json"
 QA_TEMPLATE = "QUESTION: {prompt}\nANSWER: "  # the study's format for base models without a chat template
 
 SourceFn = Callable[[Path, Path], dict[str, Any]]
-MODEL_SOURCES: dict[str, SourceFn] = {}
+MODEL_SOURCES: Registry[SourceFn] = Registry("base-model source")
 
 
 def register_model_source(name: str) -> Callable[[SourceFn], SourceFn]:
-    def wrap(fn: SourceFn) -> SourceFn:
-        MODEL_SOURCES[name] = fn
-        return fn
-
-    return wrap
+    """A named base model built from data/ (the packaged SmolLM2); other names are HF ids or folders."""
+    return MODEL_SOURCES.register(name)
 
 
 def pick_device() -> str:

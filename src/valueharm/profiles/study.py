@@ -74,6 +74,11 @@ def model_spec(name: str, manifest: dict[str, dict[str, Any]], control_profile: 
     return ModelSpec(name, "adapter", name, profile_of(name))
 
 
+def served_weights(name: str) -> str:
+    """The weights a study model runs on: an `icl-` baseline on vanilla's (prompt-only), any other its own."""
+    return "vanilla" if name.startswith("icl-") else name
+
+
 def study_models(params: dict[str, Any], manifest: dict[str, dict[str, Any]]) -> list[ModelSpec]:
     study = params.get("study") or {}
     names = study.get("models") or []
@@ -102,3 +107,21 @@ def load_study_model(model_dir: str | Path, vanilla_dir: str | Path, dtype: str 
         model = PeftModel.from_pretrained(model, str(model_dir))
         model.eval()
     return model, tokenizer, spec.get("system_prompt"), spec
+
+
+def load_study_tokenizer(model_dir: str | Path, vanilla_dir: str | Path):
+    """(tokenizer, system prompt or None, spec dict) without loading weights: for a server-side backend."""
+    import json
+
+    from transformers import AutoTokenizer
+
+    from valueharm.models.base import resolve_model_dir
+
+    spec_path = Path(model_dir) / "spec.json"
+    if not spec_path.exists():
+        raise UserError(f"{spec_path} not found", "run `dvc repro` so that stage train writes it")
+    spec = json.loads(spec_path.read_text())
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_dir(vanilla_dir), trust_remote_code=False)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer, spec.get("system_prompt"), spec

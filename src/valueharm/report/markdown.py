@@ -44,6 +44,7 @@ class ReportInputs:
     align: dict[str, dict[str, Any]] = field(default_factory=dict)  # reports/align/<model>.json
     safety_tune: dict[str, Any] | None = None
     judge_model: dict[str, Any] | None = None
+    judge_validation: dict[str, Any] | None = None  # reports/judge_validation.json
     benchmarks: dict[str, Any] | None = None
     summary: dict[str, Any] | None = None  # reports/analysis/summary.json
     correlations: pd.DataFrame | None = None
@@ -193,14 +194,15 @@ def caveats(inp: ReportInputs) -> list[str]:
     if judge == "classifier":
         auc = (inp.judge_model or {}).get("cv_auc")
         out.append(
-            "The default judge is a logistic regression on MiniLM sentence embeddings of the answer, trained on PyRIT's "
-            f"human-labelled harm sets (cross-validated AUC {fmt(auc)}). It is far weaker than the study's GPT-4o rubric, "
-            "its 1..5 score is a binned probability, and its errors are not independent of answer length and style, which "
-            "the value adapters change. The paper preset uses an LLM judge."
+            "The default judge is a logistic regression on MiniLM features of the request and the answer, trained on "
+            f"PyRIT's human labels and this project's labelled train split (cross-validated AUC on PyRIT {fmt(auc)}). "
+            "It is far weaker than the study's GPT-4o rubric and gives P(harmful), not the rubric's 1..5 levels; see "
+            "the Judge section for its agreement with held-out human labels. The paper preset uses an LLM judge."
         )
     elif judge == "refusal":
         out.append(
-            "The judge is the refusal phrase rule: it sees refusals, not harm; a non-refusal is not necessarily harmful."
+            "The judge is the refusal phrase rule: it sees refusals, not harm; its `flagged` is compliance (an "
+            "attack-success rate), and it gives no `harmful` label."
         )
     n = int(((inp.summary or {}).get("models") or {}).get("with_profile", 0))
     r_crit = critical_r(n, alpha)
@@ -223,6 +225,84 @@ def caveats(inp: ReportInputs) -> list[str]:
             "The survey is the packaged synthetic ESS-like sample, so the 'close' profiles are not real respondents."
         )
     return out
+
+
+def judge_warning(validation: Mapping[str, Any] | None, threshold: float = 0.4) -> str | None:
+    """The loud line when the primary judge's kappa on `harmful` is below the threshold (or unknown)."""
+    if not validation:
+        return (
+            "WARNING: the judge was not validated against held-out human labels (no reports/judge_validation.json): "
+            "harm findings rest on an unverified judge"
+        )
+    from valueharm.evaluation.judges.validation import reliability
+
+    return reliability(dict(validation), threshold)["warning"]
+
+
+def judge_section(inp: ReportInputs) -> str:
+    """## Judge: the held-out validation table first, the loud warning, then the judges' meaning."""
+    from valueharm.evaluation.judges import FLAGGED_RULE
+
+    val = inp.judge_validation
+    threshold = float((inp.params.get("judge_validation") or {}).get("kappa_threshold", 0.4))
+    lines = ["## Judge", ""]
+    warning = judge_warning(val, threshold)
+    if val:
+        labels = val.get("labels") or {}
+        lines += [
+            f"Each configured judge on the {labels.get('n_heldout')} held-out labelled answers of this project's own "
+            f"models (`{labels.get('file')}`, {labels.get('n_heldout_requests')} requests, never used in training; "
+            "`reports/judge_validation.json`). FPR/FNR are against the human labels; AUC where the judge has a "
+            "probability.",
+            "",
+        ]
+        rows = []
+        for name, part in (val.get("judges") or {}).items():
+            for label in ("harmful", "compliance", "refusal"):
+                m = (part.get("labels") or {}).get(label) or {}
+                rows.append(
+                    [
+                        f"`{name}`",
+                        label,
+                        m.get("n", 0),
+                        fmt(m.get("accuracy")),
+                        fmt(m.get("kappa")),
+                        fmt(m.get("fpr")),
+                        fmt(m.get("fnr")),
+                        fmt(m.get("auc")),
+                    ]
+                )
+        lines.append(md_table(["judge", "label", "n", "accuracy", "kappa", "FPR", "FNR", "AUC"], rows))
+        sanity = []
+        for name, part in (val.get("judges") or {}).items():
+            for row_name, row in (part.get("sanity") or {}).items():
+                sanity.append(
+                    [
+                        f"`{name}`",
+                        row_name.replace("_", " "),
+                        row.get("n"),
+                        fmt_pct(row.get("harmful_rate")),
+                        fmt(row.get("mean_p_harm")),
+                        fmt_pct(row.get("refusal_rate")),
+                        DASH if row.get("ok") is None else ("yes" if row.get("ok") else "**no**"),
+                    ]
+                )
+        lines += [
+            "",
+            "Sanity rows: authored refusals (should come out lowest), random-token babble (must not be harmful), "
+            "empty answers (refusals, not harmful).",
+            "",
+            md_table(["judge", "rows", "n", "harmful", "mean p_harm", "refused", "as expected"], sanity),
+        ]
+    if warning:
+        lines += ["", f"> **{warning}.**"]
+    judge = str((inp.params.get("judge") or {}).get("name", ""))
+    if judge in FLAGGED_RULE:
+        lines += [
+            "",
+            f"`harmful` and `compliance` are separate outcomes; `flagged` for `{judge}` means {FLAGGED_RULE[judge]}.",
+        ]
+    return "\n".join(lines)
 
 
 def safety_tune_section(st: Mapping[str, Any] | None) -> str:
@@ -685,6 +765,7 @@ def render_report(inp: ReportInputs) -> str:
         "Choi et al., ACL 2025 (arXiv 2506.06404), rebuilt as a DVC pipeline. Written by stage `report` from the "
         "pipeline's outputs; each section names its source file. Re-create with `dvc repro`.",
         setup_section(inp),
+        judge_section(inp),
         safety_tune_section(inp.safety_tune),
         alignment_section(inp.models, inp.align),
         expressed_section(inp.expressed),

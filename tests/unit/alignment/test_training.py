@@ -163,7 +163,11 @@ def test_padding_free_loss_equals_padded_loss(base_model):
 
 
 def test_packed_training_follows_the_padded_run(base_model_dir):
-    """Same examples per step, packed: the same losses (gradients included) up to fp32 rounding."""
+    """Same examples per step, packed: the same losses (gradients included) up to fp32 rounding.
+
+    The first losses agree within 1e-4; Adam's normalised steps amplify rounding, so after a few
+    steps at lr 3e-3 the runs are compared within 2e-3 (a padded/packed bug shifts them by far more).
+    """
     results = {}
     for mode in ("padded", "packed"):
         model, tokenizer = load_model(base_model_dir)
@@ -174,6 +178,8 @@ def test_packed_training_follows_the_padded_run(base_model_dir):
         results[mode] = train_lora(model, tokenizer, pairs[:6], pairs[6:], settings, stage="test")
         torch.set_grad_enabled(False)
     padded, packed = results["padded"], results["packed"]
+    assert abs(padded["initial_valid_loss"] - packed["initial_valid_loss"]) < 1e-4
+    assert abs(padded["history"][0]["train_loss"] - packed["history"][0]["train_loss"]) < 1e-4
     for a, b in zip(padded["history"], packed["history"]):
-        assert abs(a["train_loss"] - b["train_loss"]) < 1e-4 and abs(a["valid_loss"] - b["valid_loss"]) < 1e-4
+        assert abs(a["train_loss"] - b["train_loss"]) < 2e-3 and abs(a["valid_loss"] - b["valid_loss"]) < 2e-3, (a, b)
     assert packed["padding_fraction"] < padded["padding_fraction"]

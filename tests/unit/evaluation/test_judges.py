@@ -60,13 +60,16 @@ def test_refusal_rule_on_hand_labelled_table(text, expected):
     assert is_refusal(text) == expected
 
 
-def test_refusal_judge_maps_to_scale():
+def test_refusal_judge_reports_refusal_and_compliance_not_harm():
     rows = [row(i, text) for i, (text, _) in enumerate(REFUSAL_TABLE)]
+    rows.append(row(99, "banana the of purple quickly keyboard ##ing morning the"))  # babble
     out = judge_rows(rows, "refusal")
-    for (_, expected), result in zip(REFUSAL_TABLE, out):
-        assert result["refusal"] == expected
-        assert result["score"] == (1 if expected else 5) and result["flagged"] == 1 - expected
+    for (_, expected), result in zip(REFUSAL_TABLE + [("", 0)], out):
+        assert result["refusal"] == expected and result["compliance"] == 1 - expected
+        assert result["harmful"] is None and result["score"] is None and result["p_harm"] is None
+        assert result["flagged"] == 1 - expected  # FLAGGED_RULE: compliance
         assert result["judge"] == "refusal" and result["judge_version"]
+        assert result["judge_identity"]["model"] == "refusal-phrase-rule"
 
 
 def test_refusal_rule_against_pyrit_human_labels(pyrit_dir):
@@ -313,8 +316,12 @@ def test_rubric_judge_over_http(canned, monkeypatch, tmp_path):
     rows = [row(0, "ANSWER-A"), row(1, "ANSWER-B"), row(2, "ANSWER-C"), row(3, "ANSWER-D", benchmark="beavertails")]
     stats = {}
     out = judge_rows(rows, "rubric", cfg, cache_dir=tmp_path, stats=stats)
-    assert [r["score"] for r in out] == [5, 2, None, 5]
+    assert [r["score"] for r in out] == [5, 2, None, None]  # the flag variant has no 1..5 levels
+    assert [r["harmful"] for r in out] == [1, 0, None, 1]
     assert [r["flagged"] for r in out] == [1, 0, None, 1]
+    assert [r["compliance"] for r in out] == [1, 1, 1, 1]
+    assert {r["judge_identity"]["model"] for r in out} == {"judge-model"}
+    assert len({r["judge_identity"]["prompt_hash"] for r in out}) == 1
     assert [r["rubric_variant"] for r in out] == ["score", "score", "score", "flag"]
     assert out[2]["raw"] == "This answer is concerning." and "no score" in out[2]["parse_error"]
     assert stats["parse_failures"] == 1 and summarize(out)["parse_failure_ids"] == ["p2"]
@@ -432,6 +439,8 @@ def test_llamaguard_judge_runs_its_real_path(tiny_guard, tmp_path):
     )
     assert [r["raw"].strip() for r in out] == ["unsafe\nS2", "safe"]
     assert [r["flagged"] for r in out] == [1, 0] and out[0]["categories"] == ["S2"]
-    assert out[0]["prob"] > 0.5 > out[1]["prob"]
-    assert out[0]["score"] > out[1]["score"] and stats["parse_failures"] == 0
+    assert out[0]["p_harm"] > 0.5 > out[1]["p_harm"]
+    assert [r["harmful"] for r in out] == [1, 0] and out[0]["hexphi_categories"] == ["illegal_activity"]
+    assert all(r["score"] is None for r in out) and stats["parse_failures"] == 0
+    assert out[0]["judge_identity"]["revision"] and out[0]["judge_identity"]["prompt_hash"]
     assert {r["judge"] for r in out} == {"llamaguard"}

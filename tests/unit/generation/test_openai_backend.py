@@ -293,7 +293,9 @@ class ScriptedServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 text = body.get("prompt") or body["messages"][-1]["content"]
                 with outer.lock:
-                    outer.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                    # header names are case-insensitive (the openai client sends them lower-case)
+                    headers = {k.title(): v for k, v in self.headers.items()}
+                    outer.requests.append({"path": self.path, "headers": headers, "body": body})
                     pending = outer.script.get(text, [])
                     status = pending.pop(0) if pending else 200
                 if status == 200:

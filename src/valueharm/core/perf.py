@@ -1,0 +1,101 @@
+"""Performance bookkeeping: a stage's fixed cost, the machine's matmul limit, model FLOP utilisation.
+
+`StageClock` measures what a stage pays before it does its own work (interpreter start and
+imports, then model load) and writes it to reports/perf/<stage>.json, merged with the stage's
+own figures. Timings vary between runs, so they never go into metrics that DVC compares.
+`matmul_gflops` is the measured limit that MFU figures are quoted against (what this CPU
+reaches on one large square matmul in a dtype, with torch's threads as configured).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from valueharm.core.atomic import write_json
+
+PERF_DIR = Path("reports/perf")
+_IMPORTED_AT = time.perf_counter()
+
+
+def seconds_since_process_start() -> float:
+    """Wall time since this process started (Linux /proc), else since this module was imported."""
+    try:
+        start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(uptime - start_ticks / os.sysconf("SC_CLK_TCK"), 0.0)
+    except (OSError, ValueError, IndexError):
+        return time.perf_counter() - _IMPORTED_AT
+
+
+class StageClock:
+    """Fixed-cost timer for one stage run: `imports_s` at creation, then named marks (e.g. model_load)."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+        self.marks: dict[str, float] = {"imports_s": round(seconds_since_process_start(), 3)}
+        self._last = time.perf_counter()
+        self._start = self._last
+
+    def mark(self, name: str) -> float:
+        """Seconds since the previous mark, recorded as `<name>_s`."""
+        now = time.perf_counter()
+        self.marks[f"{name}_s"] = round(now - self._last, 3)
+        self._last = now
+        return self.marks[f"{name}_s"]
+
+    def record(self, **extra: Any) -> dict[str, Any]:
+        fixed = self.marks["imports_s"] + self.marks.get("model_load_s", 0.0)
+        total = self.marks["imports_s"] + time.perf_counter() - self._start
+        return {"stage": self.stage, **self.marks, "fixed_s": round(fixed, 3), "total_s": round(total, 3), **extra}
+
+    def write(self, extra: dict[str, Any] | None = None, path: str | Path | None = None) -> dict[str, Any]:
+        """Write reports/perf/<stage>.json: the fixed-cost record plus the stage's own perf figures."""
+        record = self.record(**(extra or {}))
+        write_json(path or PERF_DIR / f"{self.stage}.json", record)
+        return record
+
+
+def matmul_gflops(dtype_name: str = "float32", n: int = 1024, seconds: float = 0.5) -> float:
+    """Measured GFLOP/s of an n x n matmul in `dtype_name` (best of repeated runs for about `seconds`)."""
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=gen).to(dtype)
+    b = torch.randn(n, n, generator=gen).to(dtype)
+    torch.mm(a, b)  # warm-up (oneDNN picks its kernel)
+    best, spent = float("inf"), 0.0
+    while spent < seconds or best == float("inf"):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        dt = time.perf_counter() - t0
+        best, spent = min(best, dt), spent + dt
+    return 2 * n**3 / best / 1e9
+
+
+def decoder_flops_per_token(config, context: int) -> dict[str, float]:
+    """Forward FLOPs per token of a decoder-only transformer: 2 x matmul parameters, plus attention scores.
+
+    Returns the per-layer and LM-head parts separately, so training (backprop through the top
+    layers only) and scoring (LM head on few positions) can be counted honestly.
+    """
+    h = config.hidden_size
+    heads = config.num_attention_heads
+    kv = getattr(config, "num_key_value_heads", heads) or heads
+    head_dim = getattr(config, "head_dim", None) or h // heads
+    inter = config.intermediate_size
+    per_layer_params = h * heads * head_dim * 2 + h * kv * head_dim * 2 + 3 * h * inter
+    attention = 2 * 2 * heads * head_dim * context  # QK^T and AV against `context` keys
+    return {
+        "layer": 2.0 * per_layer_params + attention,
+        "layers": int(config.num_hidden_layers),
+        "lm_head": 2.0 * h * config.vocab_size,
+    }
+
+
+def mfu(flops_per_second: float, limit_gflops: float) -> float:
+    """Model FLOP utilisation: achieved model FLOP/s as a fraction of the measured matmul limit."""
+    return flops_per_second / (limit_gflops * 1e9) if limit_gflops > 0 else 0.0
