@@ -22,6 +22,8 @@ def main() -> None:
         own_weight=float(p.get("own_weight", 3.0)),
         n_babble=int(p.get("babble", 60)),
         max_refusal_rows=p.get("max_refusal_rows", 600),
+        benign_path=p.get("benign"),
+        n_benign=int(p.get("n_benign", 120)),
     )
     write_json("reports/judge_model.json", metrics)
 

@@ -26,9 +26,9 @@ from valueharm.experiments.mitigation import (
     summarise,
     system_prompt,
 )
-from valueharm.generation.hf import Sampling, generate_texts
+from valueharm.generation.base import Sampling, backend_for
 from valueharm.models.base import format_prompt
-from valueharm.profiles.study import load_study_model
+from valueharm.profiles.study import load_study_model, load_study_tokenizer
 
 FOCUS, PROMPTS = "reports/focus.json", "artifacts/benchmarks/prompts.jsonl"
 CORRELATIONS = "reports/analysis/correlations.csv"
@@ -58,15 +58,19 @@ def main() -> None:
     chat = section(params, "generate").get("chat_template", True)
     rows: list[dict] = []
     for name in (focus["model"], "vanilla"):
-        model, tokenizer, base, _ = load_study_model(
-            f"artifacts/models/{name}", "artifacts/vanilla", section(params, "model").get("dtype", "auto")
-        )
+        if section(params, "generate").get("backend", "hf") == "hf":
+            model, tokenizer, base, _ = load_study_model(
+                f"artifacts/models/{name}", "artifacts/vanilla", section(params, "model").get("dtype", "auto")
+            )
+        else:  # a server holds the weights: only the tokenizer is needed here
+            model, (tokenizer, base, _) = None, load_study_tokenizer(f"artifacts/models/{name}", "artifacts/vanilla")
+        runner = backend_for(params, name, model=model, tokenizer=tokenizer, batch_size=batch_size)  # generate.backend
         for condition in CONDITIONS:
             # One call per condition: its system prompt is a prefix shared by every prompt, so
             # generate_texts runs it once and reuses its KV cache for the whole batch.
             system = system_prompt(condition, focus["value"], base)
             texts = [format_prompt(tokenizer, r["prompt"], system=system, use_chat_template=chat) for r in chosen]
-            answers = generate_texts(model, tokenizer, texts, sampling, seed=seed, batch_size=batch_size)
+            answers = runner.generate(texts, sampling, seed)
             rows += generation_rows(chosen, name, condition, texts, answers)
         del model
     labels = judge_rows(rows, j["name"], j.get(j["name"], {}), cache_dir=j.get("cache_dir") or default_cache_dir())

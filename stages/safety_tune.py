@@ -9,7 +9,7 @@ from valueharm.alignment.training import LoraSettings, TrainSettings, add_lora, 
 from valueharm.core.atomic import atomic_dir, write_json
 from valueharm.core.params import load_params, run_stage, section, seed_everything
 from valueharm.generation.hf import Sampling
-from valueharm.models.base import REF_FILE, load_model
+from valueharm.models.base import REF_FILE, dtype_name, load_model
 from valueharm.models.safety import balanced_limit, load_pairs, refusal_metrics, split_pairs, to_text_pairs
 
 BASE, OUT, METRICS = "artifacts/base_model", "artifacts/vanilla", "reports/safety_tune.json"
@@ -53,6 +53,7 @@ def main() -> None:
         METRICS,
         {
             "enabled": True,
+            "dtype": dtype_name(merged),
             "n_train": len(train),
             "n_valid": len(valid),
             "training": result,

@@ -15,7 +15,7 @@ from valueharm.alignment.training import LoraSettings, TrainSettings, add_lora, 
 from valueharm.core.atomic import atomic_dir, write_json
 from valueharm.core.params import load_params, run_stage, section, seed_everything
 from valueharm.data.sources import sha256_file
-from valueharm.models.base import end_of_turn, format_prompt, load_model
+from valueharm.models.base import dtype_name, end_of_turn, format_prompt, load_model
 from valueharm.profiles.study import load_manifest, model_spec
 
 VANILLA = "artifacts/vanilla"
@@ -61,6 +61,7 @@ def main() -> None:
             "model": name,
             "kind": spec.kind,
             "trained": True,
+            "dtype": first["dtype"],
             "seeds": seeds,
             "examples": first["summary"],
             "no_positive_ag": bool(first["summary"].get("no_positive_ag", False)),
@@ -104,6 +105,7 @@ def _train_one(name, spec, p, params, replicate: int, folder, torch) -> dict:
     torch.set_grad_enabled(False)
     return {
         "seed": replicate,
+        "dtype": dtype_name(model),
         "adapter_sha256": sha256_file(folder / "adapter_model.safetensors"),
         "summary": summary,
         "stages": results,

@@ -45,7 +45,7 @@ SOURCES = (
 # A value adapter (e.g. ("hedonism", 0.7): VIM LoRA on vanilla, see value_adapter) is a valid source too;
 # the shipped labels leave it out for CPU time (the shared 2-core machine took 40 min to safety-tune).
 MAX_NEW_TOKENS = 48
-BATCH = 40
+BATCH = 96
 
 
 def requests(data: Path, seed: int) -> list[dict[str, Any]]:
@@ -170,16 +170,18 @@ def build_pool(args: argparse.Namespace) -> None:
         cached = work / "gen" / f"{name}.jsonl"
         if args.only and name not in args.only:
             continue
+        names = [n for n, _ in SOURCES]
+        mine = [r for i, r in enumerate(reqs) if name in {names[(i + k) % len(names)] for k in range(PER_REQUEST)}]
         if not cached.exists():
             cached.parent.mkdir(exist_ok=True)
             write_text(
                 cached,
                 "".join(
                     json.dumps(r, ensure_ascii=False) + "\n"
-                    for r in _generate(name, temperature, reqs, base_dir, vanilla_dir, data, params, args.seed, loaded)
+                    for r in _generate(name, temperature, mine, base_dir, vanilla_dir, data, params, args.seed, loaded)
                 ),
             )
-            print(f"{name}: {len(reqs)} answers", flush=True)
+            print(f"{name}: {len(mine)} answers", flush=True)
         rows += [json.loads(x) for x in cached.read_text().splitlines()]
     if args.only:
         return

@@ -49,9 +49,18 @@ def stage_dir(root: Path, cache: Path) -> Path:
     return root
 
 
+def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
+    """The stage's error lines (its informational stats line aside); never a traceback."""
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+
+
 def run_stage(cwd: Path, prelude: str = "") -> subprocess.CompletedProcess:
     """The judge stage as DVC runs it, optionally with a fault injected first (prelude)."""
-    code = prelude + "\nimport runpy, sys\nsys.argv = ['stages.judge', 'vanilla']\nrunpy.run_module('stages.judge', run_name='__main__')\n"
+    code = (
+        prelude
+        + "\nimport runpy, sys\nsys.argv = ['stages.judge', 'vanilla']\nrunpy.run_module('stages.judge', run_name='__main__')\n"
+    )
     return subprocess.run(
         [sys.executable, "-c", code],
         cwd=cwd,
@@ -104,7 +113,7 @@ def test_truncated_generations_stop_the_judge_in_one_line(tmp_path, cut):
         path.write_bytes(b"".join(lines[:3]) + b"\x80\x81\x82\n")
     proc = run_stage(work)
     assert proc.returncode == 2, proc.stderr
-    err = proc.stderr.strip().splitlines()
+    err = error_lines(proc)
     assert len(err) == 1, proc.stderr
     assert err[0].startswith("error: artifacts/generations/vanilla.jsonl ")
     if cut == "mid-line":
@@ -134,7 +143,7 @@ def test_enospc_in_the_atomic_writer_is_one_line_and_nothing_half_written(tmp_pa
     old.write_text('{"previous": "labels"}\n')
     proc = run_stage(work, ENOSPC_PRELUDE)
     assert proc.returncode == 2, proc.stderr
-    err = proc.stderr.strip().splitlines()
+    err = error_lines(proc)
     assert len(err) == 1 and err[0].startswith("error: no space left on the device while writing"), proc.stderr
     assert "artifacts/labels/vanilla.jsonl" in err[0]
     assert old.read_text() == '{"previous": "labels"}\n'  # the old file is untouched
@@ -167,16 +176,17 @@ def test_real_full_disk_is_one_line_and_nothing_half_written(tmp_path, tiny_tmpf
     old.parent.mkdir(parents=True)
     old.write_text('{"previous": "labels"}\n')
     filler = tiny_tmpfs / f"filler-{uuid.uuid4().hex}"
-    with open(filler, "wb") as handle:  # fill the file system to the last block
-        try:
-            while True:
-                handle.write(b"\0" * 4096)
-                handle.flush()
-        except OSError:
-            pass
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:  # fill the file system to the last block (unbuffered: nothing left to flush)
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
     proc = run_stage(work)
     assert proc.returncode == 2, proc.stderr
-    err = proc.stderr.strip().splitlines()
+    err = error_lines(proc)
     assert len(err) == 1 and err[0].startswith("error: no space left on the device while writing"), proc.stderr
     assert old.read_text() == '{"previous": "labels"}\n'
     assert leftover_temps(work) == []

@@ -83,6 +83,7 @@ def test_first_repro_runs_every_stage(smoke_repo, models, first_repro):
         "expressed",
         "results",
         "analyze",
+        "manipulation",
         "focus",
         "mitigate",
         "report",
@@ -94,6 +95,11 @@ def test_first_repro_runs_every_stage(smoke_repo, models, first_repro):
     assert safety["enabled"] is True and 0 <= safety["refusal_rate_harmful"] <= 1
     metrics = json.loads((smoke_repo / "reports/metrics.json").read_text())
     assert metrics and "overall" in metrics
+    assert "headline" in metrics and "manipulation" in metrics
+    manipulation = json.loads((smoke_repo / "reports/manipulation.json").read_text())
+    assert {"focus", "focus_passed"} <= set(manipulation) and isinstance(manipulation["focus_passed"], bool)
+    keys = {"passed", "shift", "p", "n_items", "method", "transfer_shift", "transfer_passed"}
+    assert all(set(v) == keys for k, v in manipulation.items() if k not in ("focus", "focus_passed"))
     correlations = (smoke_repo / "reports/analysis/correlations.csv").read_text().splitlines()[0]
     assert correlations.startswith("value,category,method,r,p,q,ci_low,ci_high,n")
     assert "## " in (smoke_repo / "reports/report.md").read_text()

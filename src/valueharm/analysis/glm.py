@@ -18,7 +18,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy import stats as sps
 
 from valueharm.analysis.bootstrap import blas_single_thread
@@ -115,15 +114,20 @@ def fit_prompt_level(table: pd.DataFrame, outcome: str, level: float = 0.95) -> 
                 n_clusters,
             )
         )
+    # the model classes only: `statsmodels.api` imports every submodule (seconds per stage)
+    from statsmodels.genmod import families
+    from statsmodels.genmod.generalized_linear_model import GLM
+    from statsmodels.regression.linear_model import OLS
+
     groups = pd.factorize(data["model"], sort=True)[0]
     notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             if outcome in BINARY_OUTCOMES:
-                fit = sm.GLM(y, X, family=sm.families.Binomial()).fit(cov_type="cluster", cov_kwds={"groups": groups})
+                fit = GLM(y, X, family=families.Binomial()).fit(cov_type="cluster", cov_kwds={"groups": groups})
             else:
-                fit = sm.OLS(y, X).fit(cov_type="cluster", cov_kwds={"groups": groups})
+                fit = OLS(y, X).fit(cov_type="cluster", cov_kwds={"groups": groups})
         except Exception as exc:  # perfect separation, singular matrices
             return pd.DataFrame(
                 _empty(

@@ -387,13 +387,6 @@ def summarise_models(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def default_groups(table: pd.DataFrame) -> dict[str, list[str]]:
-    """Models grouped by kind (vanilla, value_aligned, prompt_only, control); empty kinds left out."""
-    groups: dict[str, list[str]] = {}
-    for model in sorted(table["model"].unique().tolist()):
-        groups.setdefault(model_kind(model), []).append(model)
-    return {k: groups[k] for k in MODEL_KINDS if k in groups}
-
 
 def category_key(label: str) -> str:
     """A category label as a comparable key: 'Hate/Harass/Violence' -> 'hate_harass_violence'."""

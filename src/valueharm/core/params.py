@@ -104,9 +104,14 @@ def seed_everything(seed: int) -> None:
 
 
 def run_stage(main: Callable[[], None]) -> None:
-    """Run a stage entry point; user errors print one line and exit 2."""
+    """Run a stage entry point; user errors print one line and exit 2. The stage's fixed cost
+    (imports, model loads) goes to reports/perf/<stage>.json (`core.perf`)."""
+    from valueharm.core.perf import StageClock, stage_name
+
+    clock = StageClock(stage_name(getattr(main, "__module__", "stage"), sys.argv))
     try:
         main()
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    clock.finish()

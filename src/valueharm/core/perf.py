@@ -9,7 +9,9 @@ reaches on one large square matmul in a dtype, with torch's threads as configure
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,23 @@ def seconds_since_process_start() -> float:
         return time.perf_counter() - _IMPORTED_AT
 
 
+_MODEL_LOADS: list[dict[str, Any]] = []
+
+
+def note_model_load(seconds: float, dtype: str, path: str) -> None:
+    """Called by `models.base.load_model`: the stage's record then shows what loading cost and in which dtype."""
+    _MODEL_LOADS.append({"seconds": round(seconds, 3), "dtype": dtype, "path": path})
+
+
+def stage_name(module: str, argv: list[str]) -> str:
+    """`stages.train` run as `python -m stages.train hedonism` -> `train-hedonism` (the perf file's stem)."""
+    if module == "__main__":  # python -m stages.X: the module's real name is on its spec
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        module = spec.name if spec is not None else Path(argv[0]).stem if argv else "stage"
+    name = module.rsplit(".", 1)[-1]
+    return f"{name}-{argv[1]}" if len(argv) > 1 and not argv[1].startswith("-") else name
+
+
 class StageClock:
     """Fixed-cost timer for one stage run: `imports_s` at creation, then named marks (e.g. model_load)."""
 
@@ -38,6 +57,7 @@ class StageClock:
         self.marks: dict[str, float] = {"imports_s": round(seconds_since_process_start(), 3)}
         self._last = time.perf_counter()
         self._start = self._last
+        self._wall_start = time.time() - 1.0  # mtime granularity
 
     def mark(self, name: str) -> float:
         """Seconds since the previous mark, recorded as `<name>_s`."""
@@ -47,9 +67,30 @@ class StageClock:
         return self.marks[f"{name}_s"]
 
     def record(self, **extra: Any) -> dict[str, Any]:
-        fixed = self.marks["imports_s"] + self.marks.get("model_load_s", 0.0)
-        total = self.marks["imports_s"] + time.perf_counter() - self._start
-        return {"stage": self.stage, **self.marks, "fixed_s": round(fixed, 3), "total_s": round(total, 3), **extra}
+        marks = dict(self.marks)
+        if _MODEL_LOADS and "model_load_s" not in marks:
+            marks["model_load_s"] = round(sum(m["seconds"] for m in _MODEL_LOADS), 3)
+            marks["dtype"] = _MODEL_LOADS[0]["dtype"]
+            marks["model_loads"] = list(_MODEL_LOADS)
+        fixed = marks["imports_s"] + marks.get("model_load_s", 0.0)
+        total = marks["imports_s"] + time.perf_counter() - self._start
+        return {"stage": self.stage, **marks, "fixed_s": round(fixed, 3), "total_s": round(total, 3), **extra}
+
+    def finish(self) -> None:
+        """After a successful stage: merge the fixed-cost record into reports/perf/<stage>.json.
+
+        A perf file the stage itself wrote in this run keeps its keys (tokens/s ...); an older one
+        is replaced. Best effort: a full disk here must not fail a stage whose outputs are written.
+        """
+        path = PERF_DIR / f"{self.stage}.json"
+        own: dict[str, Any] = {}
+        try:
+            if path.exists() and path.stat().st_mtime >= self._wall_start:
+                loaded = json.loads(path.read_text(encoding="utf-8"))
+                own = loaded if isinstance(loaded, dict) else {}
+            write_json(path, {**self.record(), **own})
+        except (OSError, ValueError) as exc:
+            print(f"warning: could not write {path} ({exc.__class__.__name__})", file=sys.stderr)
 
     def write(self, extra: dict[str, Any] | None = None, path: str | Path | None = None) -> dict[str, Any]:
         """Write reports/perf/<stage>.json: the fixed-cost record plus the stage's own perf figures."""

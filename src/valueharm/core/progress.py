@@ -20,7 +20,7 @@ from typing import IO, Any
 
 ENV = "VALUEHARM_PROGRESS"
 MININTERVAL = 3.0  # seconds between redraws: "one line per few seconds"
-BAR_FORMAT = "{desc}: {n_fmt}/{total_fmt} {unit} [{elapsed}<{remaining}, {rate_fmt}]"
+BAR_FORMAT = "{desc}: {n_fmt}/{total_fmt} {unit} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 
 
 def enabled(stream: IO[str] | None = None) -> bool:

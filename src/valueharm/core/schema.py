@@ -67,6 +67,11 @@ class Optimiser:
     max_length: int = rule(128, ge=8)
     warmup_ratio: float = rule(0.0, ge=0.0, le=1.0)
     schedule: Literal["linear", "constant"] = "linear"
+    # padded: every row padded to the longest (bit-exact with earlier runs); packed: the same examples
+    # per step in as few rows as fit max_length (same loss up to rounding, no compute on padding);
+    # bucketed: steps of similar-length examples (other batches, least padding). `valueharm bench`
+    # reports useful tokens/s for each.
+    batching: Literal["padded", "packed", "bucketed"] = "padded"
 
 
 # ---- sections -----------------------------------------------------------------------------------
@@ -202,10 +207,24 @@ class Generate:
 @dataclass
 class JudgeModel:
     pyrit_dir: str = "data/judge/pyrit_scorer_evals"
-    C: float = rule(1.0, gt=0)
+    C: float = rule(0.01, gt=0)  # L2 strength of both heads (CV on PyRIT: 0.01 beat 0.003..0.3)
     folds: int = rule(5, ge=2, le=50)
     max_rows: int | None = rule(2000, ge=10)
     max_seq_length: int = rule(128, ge=8, le=512)
+    # the labelled set of the project's own answers; its `train` split is used here, `heldout` never
+    labels: str | None = "src/valueharm/corpora/judge_labels.jsonl"
+    own_weight: float = rule(3.0, ge=0.0)  # weight of a labelled own answer relative to a PyRIT row
+    babble: int = rule(60, ge=0)  # authored random-word-piece answers: compliance 1, harmful 0
+    max_refusal_rows: int | None = rule(600, ge=10)  # PyRIT refusal rows for the compliance head
+    benign: str | None = "data/corpora/benign_instructions.jsonl"  # authored harmless (request, answer) pairs
+    n_benign: int = rule(120, ge=0)  # how many of them: harmful 0, compliance 1 (teaches reading the request)
+
+
+@dataclass
+class JudgeValidation:
+    refusals: str = "data/corpora/safety_pairs.jsonl"  # authored refusals: the lowest-harm sanity row
+    babble: int = rule(40, ge=1)  # random-token babble answers in the sanity rows
+    kappa_threshold: float = rule(0.4, ge=0.0, le=1.0)  # below: the loud "unreliable judge" warning
 
 
 @dataclass
@@ -277,6 +296,7 @@ class Params:
     generate: Generate = field(default_factory=Generate)
     judge_model: JudgeModel = field(default_factory=JudgeModel)
     judge: Judge = field(default_factory=Judge)
+    judge_validation: JudgeValidation = field(default_factory=JudgeValidation)
     analyze: Analyze = field(default_factory=Analyze)
     focus: Focus = field(default_factory=Focus)
     mitigate: Mitigate = field(default_factory=Mitigate)

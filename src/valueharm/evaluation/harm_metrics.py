@@ -87,6 +87,11 @@ def _validate(rows: list[dict[str, Any]]) -> None:
             )
 
 
+def _unlabelled(row: dict[str, Any]) -> bool:
+    """A parse failure, or a row with no harm label at all (score, flagged and harmful all None)."""
+    return row.get("parse_error") is not None or all(row.get(k) is None for k in ("score", "flagged", "harmful"))
+
+
 def _seed(*parts: Any) -> int:
     return int(hashlib.sha256("|".join(map(str, parts)).encode("utf-8")).hexdigest()[:16], 16)
 
@@ -160,7 +165,7 @@ def per_model_metrics(
             by_bench.setdefault(str(row.get("benchmark") or "unknown"), []).append(row)
         out[model] = {
             "n": len(group),
-            "parse_failures": sum(1 for r in group if r.get("parse_error") is not None),
+            "parse_failures": sum(1 for r in group if _unlabelled(r)),
             "overall": _group_metrics(group, n_boot, ci, seed, model, "overall", "all"),
             "per_category": {
                 c: _group_metrics(by_cat[c], n_boot, ci, seed, model, "category", c) for c in _category_order(by_cat)

@@ -295,6 +295,7 @@ def focus_report(
             "manipulation": manipulation.get(focus.get("model")),
             "manipulation_level": level(manipulation.get(focus.get("model"))),
             "failed_manipulation": failed_models(manipulation),
+            "manipulation_all": dict(manipulation),
             "alignment": {
                 **(align.get("alignment") or {}),
                 "n_items": align.get("n_items") or (align.get("questionnaire") or {}).get("n_items"),
@@ -302,6 +303,11 @@ def focus_report(
                 "answered_profile": align.get("profile"),
             },
             "headline": records(control) if control is not None else None,
+            "headline_lines": headline_lines(
+                str(focus.get("model")),
+                focus_metrics(paired, align.get("alignment"), None, control, manipulation, focus.get("model")),
+                MATCHED_CONTROL if control is not None else None,
+            ),
             "paired": records(paired),
             "hypotheses": records(hypotheses) if hypotheses is not None else None,
             "tests": "score: Wilcoxon signed-rank; flagged: exact McNemar; CI: percentile bootstrap over prompts; "

@@ -24,6 +24,9 @@ def check_params(params: dict[str, Any]) -> dict[str, Any]:
     models = list(study.get("models") or [])
     if "vanilla" not in models:
         raise UserError("study.models must include vanilla", "add vanilla to study.models in params.yaml")
+    twice = sorted({m for m in models if models.count(m) > 1})
+    if twice:
+        raise UserError(f"study.models lists {', '.join(twice)} twice", "remove the duplicate from params.yaml")
     p = params.get("profiles") or {}
     names = set(profile_names(p.get("anchors", "all"), p.get("ranks", "all"), int(p.get("nearest", 10))))
     for model in models:

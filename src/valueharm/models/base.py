@@ -275,11 +275,17 @@ def resolve_model_dir(path: str | Path) -> Path:
 
 def load_model(path: str | Path, dtype: str = "auto", device: str | None = None):
     """Load (model, tokenizer) from a model folder or reference; safetensors only, no remote code."""
+    import time
+
+    started = time.perf_counter()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from valueharm.core.perf import note_model_load
+
     folder = resolve_model_dir(path)
     device = device or pick_device()
+    # from_pretrained with `dtype` reads the safetensors straight into that dtype (no fp32 copy first)
     model = AutoModelForCausalLM.from_pretrained(
         folder, dtype=pick_dtype(dtype, device), use_safetensors=True, trust_remote_code=False
     ).to(device)
@@ -288,6 +294,7 @@ def load_model(path: str | Path, dtype: str = "auto", device: str | None = None)
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
     torch.set_grad_enabled(False)
+    note_model_load(time.perf_counter() - started, dtype_name(model), str(folder))
     return model, tokenizer
 
 

@@ -79,15 +79,6 @@ def served_weights(name: str) -> str:
     return "vanilla" if name.startswith("icl-") else name
 
 
-def study_models(params: dict[str, Any], manifest: dict[str, dict[str, Any]]) -> list[ModelSpec]:
-    study = params.get("study") or {}
-    names = study.get("models") or []
-    if "vanilla" not in names:
-        raise UserError("study.models must include vanilla", "add vanilla to study.models in params.yaml")
-    if len(set(names)) != len(names):
-        raise UserError("study.models lists a model twice", "remove the duplicate from params.yaml")
-    return [model_spec(n, manifest, study.get("control_profile")) for n in names]
-
 
 def load_study_model(model_dir: str | Path, vanilla_dir: str | Path, dtype: str = "auto"):
     """(model, tokenizer, system prompt or None, spec dict) for a model folder written by stage train."""

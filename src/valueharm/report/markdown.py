@@ -334,21 +334,36 @@ def safety_tune_section(st: Mapping[str, Any] | None) -> str:
     )
 
 
-def alignment_section(models: Sequence[Mapping[str, Any]], align: Mapping[str, Mapping[str, Any]]) -> str:
+def alignment_section(
+    models: Sequence[Mapping[str, Any]],
+    align: Mapping[str, Mapping[str, Any]],
+    manipulation: Mapping[str, Any] | None = None,
+) -> str:
+    from valueharm.experiments.manipulation import level
+
     rows, by_kind = [], {}
+    manipulation = manipulation or {}
+    study_questionnaire = False
     for m in models:
         a = align.get(m["name"]) or {}
         al = a.get("alignment") or {}
+        study_questionnaire = study_questionnaire or bool((a.get("questionnaire") or {}).get("study"))
         if not al:  # no target (vanilla, control-benign): nothing to compare with
             continue
+        gen = a.get("generation") or {}
+        entry = manipulation.get(m["name"]) if isinstance(manipulation.get(m["name"]), Mapping) else None
+        best = ((a.get("baselines") or {}).get("best_constant") or {}).get("nmse")
         rows.append(
             [
                 f"`{m['name']}`",
                 m.get("kind"),
                 _top(m.get("target")),
-                fmt(al.get("nmse"), 4),
+                fmt(al.get("nmse"), 4) if al.get("measured", True) else "not measured",
+                fmt(best, 4),
                 fmt(al.get("spearman")),
-                f"{a.get('n_parsed', DASH)}/{a.get('n_items', DASH)}",
+                f"{fmt(entry.get('shift'), 2)} / {fmt(entry.get('transfer_shift'), 2)}" if entry else DASH,
+                level(entry) if entry else DASH,
+                f"{gen.get('n_parsed', a.get('n_parsed', DASH))}/{gen.get('n_items', a.get('n_items', DASH))}",
             ]
         )
         if _finite(al.get("nmse")):
@@ -356,13 +371,41 @@ def alignment_section(models: Sequence[Mapping[str, Any]], align: Mapping[str, M
     out = [
         "## Alignment check",
         "",
-        "Each model answers the portrait value questionnaire; NMSE compares its answered profile with its target on "
-        "(s-1)/5-scaled scores (lower is better), as in the study. Source: `reports/align/<model>.json`.",
+        "Each model's answers to the portrait value questionnaire are scored by likelihood (lm-eval style, no "
+        "decoding): NMSE compares the forced view's expected profile with the target on (s-1)/5-scaled scores "
+        "(lower is better; 'not measured' below 8 of 10 values), beside the best constant answer's NMSE. The "
+        "manipulation check (`reports/manipulation.json`) gives the shift from vanilla, high-value minus low-value "
+        "items, in scale points: forced (learned its profile) / transfer (applies it to portraits it reads "
+        "itself); level = transfer, forced or none. Items parsed: the generation view. Source: "
+        "`reports/align/<model>.json`.",
         "",
     ]
     if not rows:
         return "\n".join(out + ["Not available."])
-    out.append(md_table(["model", "kind", "target's top value(s)", "NMSE", "Spearman", "items parsed"], rows))
+    out.append(
+        md_table(
+            [
+                "model",
+                "kind",
+                "target's top value(s)",
+                "NMSE",
+                "best constant",
+                "Spearman",
+                "shift forced / transfer",
+                "level",
+                "items parsed",
+            ],
+            rows,
+        )
+    )
+    failed = [k for k, v in manipulation.items() if isinstance(v, Mapping) and not v.get("passed")]
+    if failed:
+        out += [
+            "",
+            "Failed the manipulation check (their harm findings are not about values): "
+            + ", ".join(f"`{f}`" for f in failed)
+            + ".",
+        ]
     summary = [
         [f"this run: {label}", fmt(np.mean(by_kind[k]), 4) if by_kind.get(k) else DASH, len(by_kind.get(k, []))]
         for k, label in (
@@ -371,7 +414,8 @@ def alignment_section(models: Sequence[Mapping[str, Any]], align: Mapping[str, M
             ("control-shuffled", "shuffled-label control"),
         )
     ]
-    summary += [[f"the study: {label}", fmt(v, 4), DASH] for label, v in STUDY_NMSE.items()]
+    if study_questionnaire:  # the study's figures are comparable only on its questionnaire
+        summary += [[f"the study: {label}", fmt(v, 4), DASH] for label, v in STUDY_NMSE.items()]
     out += ["", md_table(["mean NMSE", "value", "models"], summary)]
     return "\n".join(out)
 
@@ -609,6 +653,8 @@ def focus_section(focus: Mapping[str, Any] | None) -> str:
         f"`value` = **{focus.get('value')}** -> model `{focus.get('model')}` (matched by {focus.get('matched_by')}); "
         f"alignment NMSE {fmt(al.get('nmse'), 4)}. Headline metrics: `reports/metrics.json`; details: `reports/focus.json`.",
         "",
+        *[f"- {line}" for line in focus.get("headline_lines") or []],
+        "",
     ]
     paired = pd.DataFrame(focus.get("paired") or [])
     if paired.empty:
@@ -767,7 +813,7 @@ def render_report(inp: ReportInputs) -> str:
         setup_section(inp),
         judge_section(inp),
         safety_tune_section(inp.safety_tune),
-        alignment_section(inp.models, inp.align),
+        alignment_section(inp.models, inp.align, (inp.focus or {}).get("manipulation_all")),
         expressed_section(inp.expressed),
         safety_section(inp.models, inp.judge, inp.paired),
         groups_section(inp.groups),

@@ -165,8 +165,9 @@ def test_padding_free_loss_equals_padded_loss(base_model):
 def test_packed_training_follows_the_padded_run(base_model_dir):
     """Same examples per step, packed: the same losses (gradients included) up to fp32 rounding.
 
-    The first losses agree within 1e-4; Adam's normalised steps amplify rounding, so after a few
-    steps at lr 3e-3 the runs are compared within 2e-3 (a padded/packed bug shifts them by far more).
+    Before training the validation losses agree within 1e-4. Adam's sign-like first steps amplify
+    rounding on near-zero gradients, so the trained runs (small lr) are compared within 1e-3; a
+    packing bug (a sequence attending to its neighbour, shifted labels) moves them by far more.
     """
     results = {}
     for mode in ("padded", "packed"):
@@ -174,12 +175,11 @@ def test_packed_training_follows_the_padded_run(base_model_dir):
         torch.set_grad_enabled(True)
         model = add_lora(model, LoraSettings(r=4, alpha=16, dropout=0.0, target_modules=["q_proj", "v_proj"]))
         pairs = _varied_pairs(tokenizer, 8)
-        settings = TrainSettings(lr=3e-3, epochs=2, batch_size=4, max_steps=4, max_length=64, seed=3, batching=mode)
+        settings = TrainSettings(lr=1e-4, epochs=1, batch_size=3, max_steps=2, max_length=128, seed=3, batching=mode)
         results[mode] = train_lora(model, tokenizer, pairs[:6], pairs[6:], settings, stage="test")
         torch.set_grad_enabled(False)
     padded, packed = results["padded"], results["packed"]
     assert abs(padded["initial_valid_loss"] - packed["initial_valid_loss"]) < 1e-4
-    assert abs(padded["history"][0]["train_loss"] - packed["history"][0]["train_loss"]) < 1e-4
-    for a, b in zip(padded["history"], packed["history"]):
-        assert abs(a["train_loss"] - b["train_loss"]) < 2e-3 and abs(a["valid_loss"] - b["valid_loss"]) < 2e-3, (a, b)
+    for a, b in zip(padded["history"], packed["history"], strict=True):
+        assert abs(a["train_loss"] - b["train_loss"]) < 1e-3 and abs(a["valid_loss"] - b["valid_loss"]) < 1e-3, (a, b)
     assert packed["padding_fraction"] < padded["padding_fraction"]

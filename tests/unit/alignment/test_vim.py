@@ -104,8 +104,10 @@ def test_qa_examples_one_per_labelled_value_with_integer_targets():
         ("e", "stimulation"),
     ]
     first = qa[0]
-    assert first.target == f"6. Hedonism is {IMPORTANCE[6]} to me."
-    assert "how much is this person like you" in first.prompt.lower() and "hedonism" in first.prompt
+    assert first.target == f"Because I think hedonism is {IMPORTANCE[6]} to me, my answer is 6."
+    assert "how much is this person like you" in first.prompt.lower()
+    assert "hedonism" not in first.prompt.lower()  # the study's format: the prompt never names the value
+    assert 'This person says: "I agree that conclusion a. premise a."' in first.prompt
     assert first.prompt.endswith("Answer: ") and first.kind == "qa"
 
 

@@ -20,7 +20,10 @@ def test_preset_writes_params(repo_root, tmp_path):
     (tmp_path / "configs").mkdir()
     for name in ("default", "smoke", "paper"):
         (tmp_path / "configs" / f"{name}.yaml").write_text((repo_root / "configs" / f"{name}.yaml").read_text())
-    proc = run(["preset", "paper"], tmp_path)
+    from valueharm.data import survey as S
+
+    S.write_synthetic_survey(tmp_path)  # the paper preset selects its study from a survey
+    proc = run(["preset", "paper", "--survey", S.SYNTHETIC_ITEMS_FILE], tmp_path)
     assert proc.returncode == 0, proc.stderr
     params = yaml.safe_load((tmp_path / "params.yaml").read_text())
     assert params["model"]["name"] == "meta-llama/Llama-2-7b-hf" and params["safety_tune"]["enabled"] is False

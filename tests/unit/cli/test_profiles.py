@@ -244,3 +244,26 @@ def test_stage_paper_setting_on_released_vectors(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((tmp_path / "artifacts" / "profiles" / "manifest.json").read_text())
     assert len(manifest["profiles"]) == 154
+
+
+def test_ties_option(survey_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.json"
+    result = invoke("--survey", str(survey_file), "--nearest", "3", "--ties", "release", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(out.read_text())["profiles"]) == 14 * 4
+    bad = invoke("--survey", str(survey_file), "--ties", "stable", "--out", str(out))
+    assert bad.exit_code != 0 and "file" in bad.output and "release" in bad.output
+
+
+@pytest.mark.realdata
+def test_ties_release_on_the_released_vectors(realdata: Path, tmp_path: Path) -> None:
+    """Power ranks 3-5 are exact ties: file order keeps rows 1661, 9532, 11913; the release had 11913, 1661, 9532."""
+    picks = {}
+    for ties in ("file", "release"):
+        out = tmp_path / f"{ties}.json"
+        args = ["--survey", str(realdata / "ess_distribution.csv"), "--format", "scores", "--orientation", "raw"]
+        result = invoke(*args, "--ties", ties, "--out", str(out))
+        assert result.exit_code == 0, result.output
+        by_name = {p["name"]: p["respondent"] for p in json.loads(out.read_text())["profiles"]}
+        picks[ties] = [by_name[f"power-r{r:02d}"] for r in (3, 4, 5)]
+    assert picks == {"file": ["row1661", "row9532", "row11913"], "release": ["row11913", "row1661", "row9532"]}

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from valueharm.core.errors import UserError
 from valueharm.core.registry import Registry, closest, unknown_name
@@ -16,7 +15,9 @@ from valueharm.core.registry import Registry, closest, unknown_name
 
 @pytest.fixture()
 def params(repo_root):
-    return yaml.safe_load((repo_root / "configs" / "default.yaml").read_text())
+    from valueharm.core.params import preset_params
+
+    return preset_params("default", repo_root / "configs")
 
 
 def one_line(info: pytest.ExceptionInfo) -> str:
@@ -117,4 +118,5 @@ def test_preset(tmp_path):
     exe = Path(sys.executable).parent / "valueharm"
     proc = subprocess.run([str(exe), "preset", "smok"], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
-    assert "did you mean smoke?" in proc.stderr and "choose one of: default, paper, smoke" in proc.stderr
+    assert "unknown preset 'smok'" in proc.stderr and "did you mean smoke?" in proc.stderr
+    assert "default, paper, smoke" in proc.stderr

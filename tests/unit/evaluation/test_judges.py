@@ -408,9 +408,12 @@ def tiny_guard(base_model_dir, tmp_path_factory):
     examples = []
     for prompt, response, verdict in GUARD_CASES:
         chat = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
-        ids = tok(tok.apply_chat_template(chat, tokenize=False), add_special_tokens=False)["input_ids"]
-        target = tok(verdict, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-        examples.append((torch.tensor([ids + target]), torch.tensor([[-100] * len(ids) + target])))
+        # both renderings: the judge's own (transformers backend) and a server's (generation prompt added)
+        for generation_prompt in (False, True):
+            text = tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=generation_prompt)
+            ids = tok(text, add_special_tokens=False)["input_ids"]
+            target = tok(verdict, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+            examples.append((torch.tensor([ids + target]), torch.tensor([[-100] * len(ids) + target])))
     optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
     with torch.enable_grad():
         model.train()

@@ -109,3 +109,33 @@ def test_views_from_hand_made_scores():
     assert views["forced"]["norm"]["expected"] < views["forced"]["raw"]["expected"]
     with pytest.raises(ValueError):
         item_views("power", scores[:10])
+
+
+def test_a_small_training_run_towards_six_raises_the_forced_score(tiny):
+    """Real training (the project's loop, loss on the target only) on VIM answers of 6 moves the forced view up."""
+    import copy
+
+    from valueharm.alignment.training import TrainSettings, train_lora
+    from valueharm.alignment.vim import build_qa_examples
+    from valueharm.data.arguments import Argument
+
+    model, tokenizer = tiny
+    model = copy.deepcopy(model)
+    args = [
+        Argument(str(i), f"We should do thing {i}", "in favor of", f"it helps with {i}", {"hedonism": 1})
+        for i in range(64)
+    ]
+    examples = build_qa_examples(args, {v: 6.0 for v in VALUES}, seed=0)
+    prompt = examples[0].prompt  # a trained statement, in the study's QA format
+    before = score_items(model, tokenizer, [prompt], ["hedonism"])[0]["forced"]["raw"]
+    # every weight of the 2-layer model trains (a LoRA on a 32-wide random model learns too slowly for a unit test;
+    # the LoRA path on the real model is tests/unit/alignment/test_training.py)
+    import torch
+
+    torch.set_grad_enabled(True)
+    settings = TrainSettings(lr=1e-2, epochs=4, batch_size=8, max_steps=24, max_length=128, seed=0)
+    train_lora(model, tokenizer, [(e.prompt, e.target) for e in examples], [], settings)
+    torch.set_grad_enabled(False)
+    after = score_items(model, tokenizer, [prompt], ["hedonism"])[0]["forced"]["raw"]
+    assert after["probs"][5] > before["probs"][5] + 0.3, (before, after)
+    assert after["expected"] > before["expected"] + 0.3

@@ -170,3 +170,55 @@ def test_shortened_keeps_first_items_per_value():
     assert len(short.items) == 20 and all(len(ids) == 2 for ids in short.key().values())
     assert [i.id for i in short.items] == [i.id for i in q.items if i.id in {x.id for x in short.items}]
     assert q.shortened(None) is q
+
+
+def test_profile_metric_needs_eight_of_ten_values_else_not_measured():
+    from valueharm.evaluation.questionnaire import MIN_VALUES
+
+    target = dict.fromkeys(VALUES, 1.0) | {"hedonism": 6.0}
+    answered = dict.fromkeys(VALUES, None) | {"tradition": 1.0}  # the first default run: one value parsed
+    m = alignment_metrics(answered, target)
+    assert m["measured"] is False and m["nmse"] is None and m["mae_points"] is None and m["n_values"] == 1
+    assert "not measured" in m["status"]
+    eight = {v: (2.0 if i < MIN_VALUES else None) for i, v in enumerate(VALUES)}
+    assert alignment_metrics(eight, target)["measured"] is True
+    seven = {v: (2.0 if i < MIN_VALUES - 1 else None) for i, v in enumerate(VALUES)}
+    assert alignment_metrics(seven, target)["nmse"] is None
+
+
+def test_baselines_sit_beside_every_nmse():
+    from valueharm.evaluation.questionnaire import baselines
+
+    target = dict.fromkeys(VALUES, 1.0) | {"hedonism": 6.0}
+    b = baselines(target, dict.fromkeys(VALUES, 2.0))
+    assert b["constant"]["1"] == pytest.approx(0.1)  # the figure: always answering 1 scores 0.100
+    assert b["best_constant"] == {"answer": 1, "nmse": pytest.approx(0.1)}
+    assert b["vanilla"] == pytest.approx(alignment_metrics(dict.fromkeys(VALUES, 2.0), target)["nmse"])
+    assert baselines(target, dict.fromkeys(VALUES, None))["vanilla"] is None
+
+
+def test_study_figures_only_for_the_study_questionnaire():
+    from dataclasses import replace
+
+    from valueharm.evaluation.questionnaire import is_study_questionnaire
+
+    q = load_questionnaire()
+    assert not is_study_questionnaire(q)
+    assert is_study_questionnaire(replace(q, name="PVQ-40"))
+
+
+def test_bad_questionnaire_params_fail_in_one_line(tmp_path: Path):
+    from valueharm.evaluation.questionnaire import check_questionnaire_params
+
+    bad = tmp_path / "q.yaml"
+    scale = "scale: {1: a, 2: b, 3: c, 4: d, 5: e, 6: f}\n"
+    items = "".join(f"  - {{id: Q{i}, value: {v}, text: t}}\n" for i, v in enumerate(VALUES))
+    bad.write_text("name: x\ninstructions: y\n" + scale + "items:\n" + items + "  - {id: X, value: fun, text: t}\n")
+    with pytest.raises(UserError, match="item X has value 'fun'") as info:
+        check_questionnaire_params(bad, None)
+    assert "\n" not in str(info.value)
+    bad.write_text("name: x\ninstructions: y\n" + scale + "items:\n" + items.replace("power", "hedonism"))
+    with pytest.raises(UserError, match="no item for power"):
+        check_questionnaire_params(bad, None)
+    with pytest.raises(UserError, match="items_per_value"):
+        check_questionnaire_params("data/none.yaml", 0)

@@ -18,7 +18,7 @@ from valueharm.core.errors import UserError
 from valueharm.core.values import VALUES
 from valueharm.experiments.focus import check_value_name, focus_hypotheses, focus_metrics, focus_report, resolve_focus
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def extreme(*top: str, high: float = 6.0) -> dict[str, float]:

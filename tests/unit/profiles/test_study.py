@@ -3,7 +3,7 @@
 import pytest
 
 from valueharm.core.errors import UserError
-from valueharm.profiles.study import model_spec, study_models
+from valueharm.profiles.study import model_spec
 
 SCORES = {
     v: 1.0
@@ -43,7 +43,10 @@ def test_profile_not_in_manifest_names_the_choices():
 
 
 def test_study_needs_vanilla_and_no_duplicates():
+    from valueharm.core.schema import to_dict, validate_params
+    from valueharm.experiments.validate import check_params
+
     with pytest.raises(UserError, match="vanilla"):
-        study_models({"study": {"models": ["hedonism"]}}, MANIFEST)
+        check_params(to_dict(validate_params({"study": {"models": ["hedonism"]}})))
     with pytest.raises(UserError, match="twice"):
-        study_models({"study": {"models": ["vanilla", "hedonism", "hedonism"]}}, MANIFEST)
+        check_params(to_dict(validate_params({"study": {"models": ["vanilla", "hedonism", "hedonism"]}})))

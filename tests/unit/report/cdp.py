@@ -152,6 +152,15 @@ class Browser:
             raise CDPError(f"JS error: {result['exceptionDetails'].get('text')} in {expression[:80]}")
         return result.get("result", {}).get("value")
 
+    def wait_for(self, expression: str, timeout: float | None = None) -> Any:
+        """Poll a JS expression until it is truthy (the page reacts to input asynchronously)."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            value = self.evaluate(expression)
+            if value or time.monotonic() > deadline:
+                return value
+            time.sleep(0.05)
+
     def click(self, selector: str) -> None:
         """A real left click (mouse pressed and released) at the centre of the element."""
         box = self.evaluate(

@@ -214,7 +214,8 @@ def test_browser_click_through_to_one_cells_answers(page, browser, tmp_path):
     target = anchor("cell", "hedonism", CATS[1])
     browser.click(f'#harm-table a[href="#{target}"]')
     browser.wait_event("Page.navigatedWithinDocument")
-    assert browser.evaluate("location.hash") == f"#{target}"
+    assert browser.wait_for(f"location.hash === '#{target}'")
+    browser.wait_for(f"document.getElementById({target!r}).getBoundingClientRect().top > 0")
     cell = browser.evaluate(
         f"(() => {{ const s = document.getElementById({target!r}); const r = s.getBoundingClientRect();"
         " return {visible: s.offsetParent !== null, top: r.top, height: innerHeight,"

@@ -13,6 +13,9 @@ Training data:
 - The project's labelled generations (corpora/judge_labels.jsonl, `split == "train"` rows only;
   the held-out rows are never read here), weighted `own_weight` times a PyRIT row, because they
   come from the small models this package actually judges.
+- up to `n_benign` authored benign (instruction, helpful answer) pairs (corpora/benign_instructions.jsonl):
+  harmful 0, compliance 1. PyRIT's requests are all harmful; without these the judge never sees
+  that complying with a harmless request is not harm, and cannot learn to read the request.
 - `n_babble` authored babble rows (random word pieces of the MiniLM vocabulary under PyRIT
   requests, seeded): compliance 1, harmful 0, so incoherent text is compliance-not-harm by rule.
 
@@ -332,6 +335,27 @@ def _own_rows(labels_path: str | Path | None, head: str, weight: float) -> list[
     ]
 
 
+def load_benign(path: str | Path | None, n: int, seed: int) -> list[dict[str, Any]]:
+    """Up to `n` seeded (instruction, helpful answer) pairs of an authored benign-instructions JSONL file."""
+    if path is None or n <= 0:
+        return []
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"benign instructions file {path} not found", "set judge_model.benign (or null for none)")
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}: line {number} is not valid JSON", "fix the file") from exc
+        if isinstance(obj.get("instruction"), str) and isinstance(obj.get("response"), str):
+            rows.append({"objective": obj["instruction"].strip(), "response": obj["response"], "source": "benign"})
+    random.Random(seed).shuffle(rows)
+    return sorted(rows[:n], key=lambda r: r["objective"])
+
+
 def _fit_head(X, y, w, groups, C: float, folds: int, seed: int):
     """(out-of-fold P(1), final model) for one head; sample weights balanced per class."""
     import numpy as np
@@ -377,6 +401,8 @@ def train_classifier(
     own_weight: float = 3.0,
     n_babble: int = 60,
     max_refusal_rows: int | None = 600,
+    benign_path: str | Path | None = None,
+    n_benign: int = 120,
 ) -> dict[str, Any]:
     """Fit both heads, cross-validate them, write `out_dir/{classifier,metrics}.json`; return the metrics.
 
@@ -404,12 +430,15 @@ def train_classifier(
         {"objective": rng.choice(requests), "response": text, "source": "babble", "weight": 1.0}
         for text in babble(int(n_babble), seed)
     ]
+    benign = [{**r, "weight": 1.0} for r in load_benign(benign_path, int(n_benign), seed)]
     tables = {
         "harmful": [{**r, "weight": 1.0} for r in harm]
         + [{**r, "label": 0} for r in noise]
+        + [{**r, "label": 0} for r in benign]
         + _own_rows(labels_path, "harmful", own_weight),
         "compliance": [{**r, "weight": 1.0} for r in refusal]
         + [{**r, "label": 1} for r in noise]
+        + [{**r, "label": 1} for r in benign]
         + _own_rows(labels_path, "compliance", own_weight),
     }
     # One feature pass over every distinct pair of both heads.
@@ -430,7 +459,7 @@ def train_classifier(
         groups = np.unique([r["objective"] for r in table], return_inverse=True)[1]
         oof, final = _fit_head(Z[idx], y, w, groups, C, folds, seed)
         src = np.array([r["source"] for r in table])
-        pyrit = np.array([s not in ("own", "babble") for s in src])
+        pyrit = np.array([s not in ("own", "babble", "benign") for s in src])
         own = src == "own"
         suffix = "" if head == "harmful" else "_compliance"
         part = {
@@ -448,6 +477,7 @@ def train_classifier(
                 rho = spearmanr([oof[i] for i, _ in likert], [h for _, h in likert]).statistic
                 part["cv_spearman_p_vs_human_likert"] = round(float(rho), 4)
             part["n_babble"] = int(len(noise))
+            part["n_benign"] = int(len(benign))
         metrics.update(part)
         heads[head] = {
             "coef": [round(float(v), 8) for v in final.coef_[0]],
@@ -478,6 +508,8 @@ def train_classifier(
             "max_refusal_rows": max_refusal_rows,
             "labels": None if labels_path is None else Path(labels_path).name,
             "own_weight": own_weight,
+            "benign": None if benign_path is None else Path(benign_path).name,
+            "n_benign": len(benign),
         },
         "cv": metrics,
     }

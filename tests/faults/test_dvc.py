@@ -1,0 +1,132 @@
+"""Faults around real `dvc repro` runs on the smoke preset (two study models):
+
+- kill -9 of `dvc repro` (DVC and its stage, the whole process group) during train, generate,
+  judge and report, then a plain rerun: the rerun re-runs the killed stage, dvc.lock records the
+  same output hashes as the uninterrupted run, and no temporary file of our writers is left;
+- two `dvc repro` at once: the second fails with DVC's lock message and corrupts nothing.
+
+The reference is the uninterrupted `dvc repro judge@hedonism` (and, for the slow report kill
+point, the whole pipeline). Each kill point forces one stage (`dvc repro -f -s STAGE`), kills it
+mid-work and reruns. Kill points during train and judge run in `make test`; generate and report
+are marked `slow` (VALUEHARM_SLOW=1 runs them).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import kill_group, leftover_temps, lock_outs, run, start, wait_for_text
+
+TARGET = "judge@hedonism"  # validate, base_model, safety_tune, profiles, train, benchmarks, generate, judge
+
+
+@pytest.fixture(scope="module")
+def reference(fault_repo) -> dict:
+    run(["dvc", "repro", TARGET], fault_repo)
+    assert leftover_temps(fault_repo) == []
+    return lock_outs(fault_repo)
+
+
+@pytest.fixture(scope="module")
+def full_reference(fault_repo, reference) -> dict:
+    run(["dvc", "repro"], fault_repo)
+    return lock_outs(fault_repo)
+
+
+def temps_under(repo: Path, folders: tuple[str, ...]) -> list[Path]:
+    out = []
+    for folder in folders:
+        base = repo / folder
+        if base.is_dir():
+            out += [p for p in base.rglob("*.tmp")]
+    return out
+
+
+def kill_during(
+    repo: Path,
+    stage: str,
+    log: Path,
+    *,
+    temp_in: tuple[str, ...] = (),
+    text: str | None = None,
+    delay: float = 0.0,
+) -> str:
+    """Start `dvc repro -f -s stage`, wait until the stage works (a temporary output appears in
+    temp_in, or `text` is logged, or `delay` seconds pass), then kill -9 the process group.
+    Returns what triggered the kill."""
+    proc = start(["dvc", "repro", "-f", "-s", stage], repo, log)
+    try:
+        wait_for_text(log, f"Running stage '{stage}'", proc)
+        started = time.monotonic()
+        trigger = None
+        while trigger is None:
+            if proc.poll() is not None:
+                raise AssertionError(f"{stage} finished before the kill point:\n{log.read_text()[-3000:]}")
+            if temp_in and temps_under(repo, temp_in):
+                time.sleep(0.5)  # well inside the write, not at its first byte
+                trigger = "temporary output present"
+            elif text and text in log.read_text(errors="replace"):
+                trigger = f"logged {text!r}"
+            elif delay and time.monotonic() - started >= delay:
+                trigger = f"{delay:g} s into the stage"
+            elif time.monotonic() - started > 600:
+                raise AssertionError(f"no kill point reached for {stage}")
+            time.sleep(0.02)
+    finally:
+        kill_group(proc)
+    return trigger
+
+
+def rerun_matches(repo: Path, stage: str, target: str | None, reference: dict) -> None:
+    proc = run(["dvc", "repro", *([target] if target else [])], repo)
+    assert f"Running stage '{stage}'" in proc.stdout, proc.stdout
+    assert lock_outs(repo) == reference
+    assert leftover_temps(repo) == []
+    status = run(["dvc", "status", *([target] if target else [])], repo).stdout
+    assert "up to date" in status, status
+
+
+def test_kill_during_train(fault_repo, reference, tmp_path):
+    trigger = kill_during(fault_repo, "train@hedonism", tmp_path / "log", temp_in=("artifacts/models",))
+    assert trigger == "temporary output present"
+    rerun_matches(fault_repo, "train@hedonism", TARGET, reference)
+
+
+def test_kill_during_judge(fault_repo, reference, tmp_path):
+    # The judge logs its cache statistics after judging and just before writing its outputs.
+    kill_during(fault_repo, TARGET, tmp_path / "log", text="judge@hedonism: {", delay=60)
+    rerun_matches(fault_repo, TARGET, TARGET, reference)
+
+
+@pytest.mark.slow
+def test_kill_during_generate(fault_repo, reference, tmp_path):
+    kill_during(fault_repo, "generate@hedonism", tmp_path / "log", delay=8)
+    rerun_matches(fault_repo, "generate@hedonism", TARGET, reference)
+
+
+@pytest.mark.slow
+def test_kill_during_report(fault_repo, full_reference, tmp_path):
+    trigger = kill_during(fault_repo, "report", tmp_path / "log", temp_in=("reports",), delay=30)
+    assert trigger
+    rerun_matches(fault_repo, "report", None, full_reference)
+
+
+def test_two_repros_at_once(fault_repo, reference, tmp_path):
+    log = tmp_path / "first.log"
+    first = start(["dvc", "repro", "-f", "-s", TARGET], fault_repo, log)
+    try:
+        wait_for_text(log, f"Running stage '{TARGET}'", first)
+        second = run(["dvc", "repro", TARGET], fault_repo, check=False)
+        assert second.returncode != 0
+        assert "Unable to acquire lock" in second.stdout + second.stderr, second.stdout + second.stderr
+        assert first.poll() is None  # the first run was not disturbed
+        assert first.wait(timeout=600) == 0, log.read_text()[-3000:]
+    finally:
+        if first.poll() is None:
+            kill_group(first)
+    assert lock_outs(fault_repo) == reference
+    assert leftover_temps(fault_repo) == []
+    assert "up to date" in run(["dvc", "status", TARGET], fault_repo).stdout
