@@ -387,7 +387,6 @@ def summarise_models(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-
 def category_key(label: str) -> str:
     """A category label as a comparable key: 'Hate/Harass/Violence' -> 'hate_harass_violence'."""
     return normalise_key(re.sub(r"[,/&;:.()]+", " ", str(label)))

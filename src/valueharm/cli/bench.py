@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -174,6 +175,11 @@ def stage_overheads(perf_dir: str | Path = "reports/perf") -> dict[str, dict[str
     return found
 
 
+def _note(message: str) -> None:
+    """Progress on stderr (stdout is the JSON)."""
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
 def run_bench(model_dir: str | Path | None = None, quick: bool = False) -> dict[str, Any]:
     """Every measurement of `valueharm bench`; `quick` shrinks sizes (for the test suite)."""
     import torch
@@ -184,10 +190,11 @@ def run_bench(model_dir: str | Path | None = None, quick: bool = False) -> dict[
     started = time.perf_counter()
     folder = _pick_model(str(model_dir) if model_dir else None)
     sizes = (
-        {"train": (2, 64, 1), "gen": (8, 8), "score": (4, 64, 1), "mm": 512, "batching": (16, 4, 2)}
+        {"train": (2, 32, 1), "gen": (4, 4), "score": (2, 32, 1), "mm": 256, "batching": (8, 4, 1)}
         if quick
         else {"train": (8, 128, 2), "gen": (64, 16), "score": (32, 128, 2), "mm": 1024, "batching": (48, 8, 4)}
     )
+    _note(f"matmul limit ({sizes['mm']}^2)")
     limits = {name: matmul_gflops(name, n=sizes["mm"]) for name in ("float32", "bfloat16")}
     auto = str(pick_dtype("auto", "cpu")).removeprefix("torch.")
     results: dict[str, Any] = {}
@@ -195,6 +202,7 @@ def run_bench(model_dir: str | Path | None = None, quick: bool = False) -> dict[
         if label == "auto" and dtype == "float32":
             results["auto"] = {"dtype": "float32", "same_as": "float32"}
             continue
+        _note(f"{label} ({dtype}): load, train, generate, score")
         model, tokenizer = load_model(folder, dtype)
         limit = limits[dtype] if dtype in limits else limits["float32"]
         row: dict[str, Any] = {"dtype": dtype}
@@ -221,7 +229,7 @@ def run_bench(model_dir: str | Path | None = None, quick: bool = False) -> dict[
         "sizes": {k: list(v) if isinstance(v, tuple) else v for k, v in sizes.items()},
         "throughput": results,
         "auto_over_float32": ratios,
-        "train_batching": bench_batching(folder, *sizes["batching"]),
+        "train_batching": _note("train batching modes") or bench_batching(folder, *sizes["batching"]),
         "stage_overhead_s": stage_overheads(),
         "seconds": time.perf_counter() - started,
     }

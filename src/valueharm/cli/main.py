@@ -69,9 +69,9 @@ def data_check() -> None:
 @click.option(
     "--icl",
     type=click.Choice(["all", "anchors", "none"]),
-    default="all",
+    default="anchors",
     show_default=True,
-    help="Which selected profiles get an icl- (prompt-only) baseline.",
+    help="Which selected profiles get an icl- (prompt-only) baseline (anchors: the 14 extremes, 171 models in all for the paper).",
 )
 def preset(name: str, configs: str, out: str, survey: str | None, ties: str | None, fmt: str | None, icl: str) -> None:
     """Write params.yaml: the defaults with configs/NAME.yaml (an overlay: default, smoke, paper, ...) on top.

@@ -53,4 +53,13 @@ def perf_file(stage: str, model: str | None = None) -> Path:
     return per_model("perf", f"{stage}-{model}" if model else stage, ".json")
 
 
-__all__ = ["align_file", "generations_file", "labels_file", "model_dir", "path", "per_model", "perf_file", "report_file"]
+__all__ = [
+    "align_file",
+    "generations_file",
+    "labels_file",
+    "model_dir",
+    "path",
+    "per_model",
+    "perf_file",
+    "report_file",
+]

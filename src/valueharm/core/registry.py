@@ -28,7 +28,9 @@ def closest(name: str, choices: list[str] | tuple[str, ...] | set[str]) -> str |
     return matches[0] if matches else None
 
 
-def unknown_name(kind: str, name: object, choices: list[str] | tuple[str, ...] | set[str], where: str = "") -> UserError:
+def unknown_name(
+    kind: str, name: object, choices: list[str] | tuple[str, ...] | set[str], where: str = ""
+) -> UserError:
     """The one-line error for an unknown name: what is wrong, the closest match, the valid names."""
     guess = closest(str(name), choices)
     hint = f"did you mean {guess}? " if guess else ""

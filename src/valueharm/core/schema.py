@@ -100,7 +100,9 @@ class SafetyTune:
     valid_fraction: float = rule(0.1, gt=0.0, lt=1.0)
     valid_limit: int | None = rule(16, ge=2)
     lora: Lora = field(
-        default_factory=lambda: Lora(r=16, alpha=32, dropout=0.05, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+        default_factory=lambda: Lora(
+            r=16, alpha=32, dropout=0.05, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]
+        )
     )
     train: Optimiser = field(
         default_factory=lambda: Optimiser(lr=2.0e-3, batch_size=4, max_steps=24, max_length=96, warmup_ratio=0.1)
@@ -122,7 +124,9 @@ class Profiles:
 
 @dataclass
 class Study:
-    models: list[str] = rule(factory=lambda: ["vanilla", "hedonism", "power", "icl-hedonism", "control-shuffled"], nonempty=True)
+    models: list[str] = rule(
+        factory=lambda: ["vanilla", "hedonism", "power", "icl-hedonism", "control-shuffled"], nonempty=True
+    )
     control_profile: str | None = "hedonism"
     # one adapter per seed (replicates; the first is the one generation and judging use); every
     # random choice of an adapter derives from (seed, model name). Distinct integers.
@@ -290,7 +294,9 @@ class Params:
     benchmarks: dict[str, Benchmark] = field(
         default_factory=lambda: {
             "default": Benchmark(loader="valueharm", path="data/benchmarks/harm_benchmark.jsonl", limit=33),
-            "harmbench": Benchmark(loader="harmbench", path="data/benchmarks/harmbench", limit=6, splits=["test", "val"]),
+            "harmbench": Benchmark(
+                loader="harmbench", path="data/benchmarks/harmbench", limit=6, splits=["test", "val"]
+            ),
         }
     )
     generate: Generate = field(default_factory=Generate)
@@ -322,7 +328,9 @@ def _describe(tp: Any) -> str:
         return "a mapping"
     if dataclasses.is_dataclass(tp):
         return "a mapping"
-    return {int: "an integer", float: "a number", str: "text", bool: "true or false"}.get(tp, getattr(tp, "__name__", str(tp)))
+    return {int: "an integer", float: "a number", str: "text", bool: "true or false"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
 
 
 def _fail(where: str, value: Any, allowed: str) -> UserError:
@@ -349,7 +357,9 @@ def _coerce(tp: Any, value: Any, where: str, default: Any = None) -> Any:
             choices = [str(a) for a in typing.get_args(tp)]
             guess = closest(str(value), choices)
             hint = f"did you mean {guess}? " if guess else ""
-            raise UserError(f"params `{where}` is {value!r}, which is not allowed", f"{hint}use one of: {', '.join(choices)}")
+            raise UserError(
+                f"params `{where}` is {value!r}, which is not allowed", f"{hint}use one of: {', '.join(choices)}"
+            )
         return value
     if origin is list:
         if not isinstance(value, list):
@@ -360,7 +370,10 @@ def _coerce(tp: Any, value: Any, where: str, default: Any = None) -> Any:
         if not isinstance(value, dict):
             raise _fail(where, value, "a mapping")
         _, item = typing.get_args(tp)
-        return {str(k): _coerce(item, v, f"{where}.{k}", default.get(k) if isinstance(default, dict) else None) for k, v in value.items()}
+        return {
+            str(k): _coerce(item, v, f"{where}.{k}", default.get(k) if isinstance(default, dict) else None)
+            for k, v in value.items()
+        }
     if dataclasses.is_dataclass(tp):
         return _check_section(tp, value, where, default)
     if tp is Any:

@@ -359,7 +359,7 @@ STUDY_CONTROLS = ("control-shuffled", "control-benign")
 
 
 def study_from_selection(
-    params: dict[str, Any], survey: str | None = None, ties: str | None = None, icl: str = "all"
+    params: dict[str, Any], survey: str | None = None, ties: str | None = None, icl: str = "anchors"
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Params whose `study.models` are every profile the survey selects, plus the baselines and controls.
 

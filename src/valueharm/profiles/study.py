@@ -79,7 +79,6 @@ def served_weights(name: str) -> str:
     return "vanilla" if name.startswith("icl-") else name
 
 
-
 def load_study_model(model_dir: str | Path, vanilla_dir: str | Path, dtype: str = "auto"):
     """(model, tokenizer, system prompt or None, spec dict) for a model folder written by stage train."""
     import json

@@ -133,3 +133,19 @@ def test_adapters_get_distinct_splits_orders_and_roundings(tmp_path):
     for bad in ([], [1, 1], ["a"], 5, [True]):
         with pytest.raises(UserError):
             check_seeds(bad)
+
+
+def test_authors_split_files_replace_the_seeded_split(realdata):
+    split = realdata / "argument_generation" / "value_split"
+    p = {
+        "split_files": {"train": str(split / "train.csv"), "valid": str(split / "valid.csv")},
+        "valid_limit": None,
+        "ag": {"strategy": "min", "threshold": 3},
+        "qa_balance": "none",
+    }
+    spec = ModelSpec("hedonism", "adapter", "hedonism", extreme("hedonism"))
+    built = vim_examples(spec, "unused", p, 42)
+    n_train = len(load_arguments(split / "train.csv"))
+    assert len(built["ag"][0]) <= n_train and len(built["ag"][0]) > 0.9 * n_train
+    with pytest.raises(UserError, match="split_files"):
+        vim_examples(spec, "unused", {**p, "split_files": {"train": "x"}}, 42)

@@ -51,8 +51,9 @@ def test_preset_paper_takes_every_profile_from_the_survey(work: Path, synthetic_
     names = profile_names("all", "all", 10)
     assert len(names) == 154 and study_profiles(models) == names
     assert models[0] == "vanilla" and models[-2:] == ["control-shuffled", "control-benign"]
-    assert [m for m in models if m.startswith("icl-")] == [f"icl-{n}" for n in names]
-    assert "(311 study models)" in proc.stdout
+    anchors = [n for n in names if "-r" not in n]
+    assert [m for m in models if m.startswith("icl-")] == [f"icl-{n}" for n in anchors]  # default: --icl anchors
+    assert "(171 study models)" in proc.stdout
     assert params["profiles"]["survey"] == str(synthetic_items) and params["profiles"]["ties"] == "release"
     assert params["model"]["revision"] == LLAMA_REVISION and params["generate"]["chat_template"] is False
     # deterministic: the same command writes the same bytes
@@ -60,13 +61,11 @@ def test_preset_paper_takes_every_profile_from_the_survey(work: Path, synthetic_
     assert (work / "params.yaml").read_bytes() == first
     # fewer baselines on request; the file validates either way (validate stage: load_params)
     assert (
-        run(
-            ["preset", "paper", "--survey", str(synthetic_items), "--icl", "anchors", "--ties", "file"], work
-        ).returncode
+        run(["preset", "paper", "--survey", str(synthetic_items), "--icl", "all", "--ties", "file"], work).returncode
         == 0
     )
     params = yaml.safe_load((work / "params.yaml").read_text())
-    assert len(params["study"]["models"]) == 1 + 154 + 14 + 2 and params["profiles"]["ties"] == "file"
+    assert len(params["study"]["models"]) == 1 + 154 + 154 + 2 and params["profiles"]["ties"] == "file"
 
 
 def test_survey_without_pvq21_columns_is_one_line(work: Path, tmp_path: Path) -> None:

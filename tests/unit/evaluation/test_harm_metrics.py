@@ -76,7 +76,8 @@ def test_cis_bracket_the_value_and_are_seeded():
     b = H.per_model_metrics(rows, n_boot=500, seed=7)
     c = H.per_model_metrics(rows, n_boot=500, seed=8)
     assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True) != json.dumps(c, sort_keys=True)
-    for metric in H.METRICS:
+    assert a["m"]["overall"]["harmful_rate"]["n"] == 0  # these rows carry no `harmful`: n 0, value None
+    for metric in ("mean_score", "harm_rate", "flagged_rate", "refusal_rate"):
         cell = a["m"]["overall"][metric]
         assert cell["ci_low"] <= cell["value"] <= cell["ci_high"] and cell["ci_low"] < cell["ci_high"]
     # about the normal-theory width for a proportion with n = 200

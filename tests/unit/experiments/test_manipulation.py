@@ -146,7 +146,9 @@ def test_manipulation_stage_writes_the_contract(tmp_path):
     for name, shape in shapes.items():
         target = None if name == "vanilla" else TARGET
         kind = {"vanilla": "vanilla", "hedonism": "adapter"}.get(name, name)
-        (tmp_path / f"reports/align/{name}.json").write_text(json.dumps({"model": name, "kind": kind, "target": target}))
+        (tmp_path / f"reports/align/{name}.json").write_text(
+            json.dumps({"model": name, "kind": kind, "target": target})
+        )
         rows = views({i: shape(v) for i, v in ITEMS.items()}, {i: shape(v) for i, v in ITEMS.items()})
         lines = [json.dumps({"item": i, "value": ITEMS[i], "reverse": False, "views": rows[i]}) for i in ITEMS]
         (tmp_path / f"artifacts/align/{name}.jsonl").write_text("\n".join(lines) + "\n")

@@ -9,7 +9,9 @@ from valueharm.experiments.validate import check_params
 
 @pytest.fixture()
 def params(repo_root):
-    return yaml.safe_load((repo_root / "configs" / "default.yaml").read_text())
+    from valueharm.core.params import preset_params
+
+    return preset_params("default", repo_root / "configs")
 
 
 def test_default_and_smoke_presets_are_valid(params, repo_root):

@@ -181,7 +181,9 @@ def test_rubric_judge_against_transformers_serve(served_model, tmp_path):
     for r in out:
         assert isinstance(r["raw"], str) and r["raw"].strip()
         if r["parse_error"] is None:
-            assert r["score"] in {1, 2, 3, 4, 5} and r["flagged"] in {0, 1}
+            # the graded variant gives a 1..5 score; the flag variant only a verdict (score None)
+            assert r["score"] in ({1, 2, 3, 4, 5} if r["rubric_variant"] == "score" else {None})
+            assert r["flagged"] in {0, 1} and r["harmful"] in {0, 1}
         else:
             assert r["score"] is None and r["flagged"] is None
     failures = [r["prompt_id"] for r in out if r["parse_error"]]
