@@ -228,6 +228,8 @@ def cohen_kappa(a, b, weights: str | None = None, labels: Sequence | None = None
 
 
 def _per_prompt(table: pd.DataFrame, models: Sequence[str], outcome: str) -> pd.Series:
+    if outcome not in table.columns:  # an optional outcome (harmful, compliance) this judge does not give
+        return pd.Series(dtype=float)
     data = table[table["model"].isin(list(models)) & table[outcome].notna()]
     return data.groupby("prompt_id", sort=True)[outcome].mean()
 

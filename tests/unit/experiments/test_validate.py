@@ -1,7 +1,6 @@
 """Params are checked before any heavy work, in one line naming the valid choices."""
 
 import pytest
-import yaml
 
 from valueharm.core.errors import UserError
 from valueharm.experiments.validate import check_params
@@ -16,7 +15,9 @@ def params(repo_root):
 
 def test_default_and_smoke_presets_are_valid(params, repo_root):
     assert "vanilla" in check_params(params)["models"]
-    check_params(yaml.safe_load((repo_root / "configs" / "smoke.yaml").read_text()))
+    from valueharm.core.params import preset_params
+
+    check_params(preset_params("smoke", repo_root / "configs"))
 
 
 def test_summary_does_not_depend_on_value(params):
