@@ -3,11 +3,14 @@ float32 and auto, useful tokens/s per batching mode). Figures go to extra_info, 
 
 from __future__ import annotations
 
+import pytest
+
 from click.testing import CliRunner
 
 from valueharm.cli.bench import bench, run_bench
 
 
+@pytest.mark.slow
 def test_bench_quick(benchmark, base_model_dir):
     report = benchmark.pedantic(lambda: run_bench(base_model_dir, quick=True), rounds=1, iterations=1)
     benchmark.extra_info.update(

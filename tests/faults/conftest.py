@@ -24,19 +24,6 @@ GIT = ["git", "-c", "user.name=valueharm-test", "-c", "user.email=test@valueharm
 SLOW_ENV = "VALUEHARM_SLOW"
 
 
-def pytest_configure(config) -> None:
-    config.addinivalue_line("markers", f"slow: long fault-injection runs, skipped unless {SLOW_ENV}=1")
-
-
-def pytest_collection_modifyitems(config, items) -> None:
-    if os.environ.get(SLOW_ENV) == "1":
-        return
-    skip = pytest.mark.skip(reason=f"slow fault-injection test: set {SLOW_ENV}=1 to run it")
-    for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
-
-
 def env(extra: dict[str, str] | None = None) -> dict[str, str]:
     out = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "VALUEHARM_PROGRESS": "0"}
     out.update(extra or {})

@@ -91,12 +91,14 @@ def rerun_matches(repo: Path, stage: str, target: str | None, reference: dict) -
     assert "up to date" in status, status
 
 
+@pytest.mark.slow
 def test_kill_during_train(fault_repo, reference, tmp_path):
     trigger = kill_during(fault_repo, "train@hedonism", tmp_path / "log", temp_in=("artifacts/models",))
     assert trigger == "temporary output present"
     rerun_matches(fault_repo, "train@hedonism", TARGET, reference)
 
 
+@pytest.mark.slow
 def test_kill_during_judge(fault_repo, reference, tmp_path):
     # The judge logs its cache statistics after judging and just before writing its outputs.
     kill_during(fault_repo, TARGET, tmp_path / "log", text="judge@hedonism: {", delay=60)
@@ -116,6 +118,7 @@ def test_kill_during_report(fault_repo, full_reference, tmp_path):
     rerun_matches(fault_repo, "report", None, full_reference)
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(
     reason="measured with DVC 3.67.1: the repo lock is not held while a stage runs, and a second `dvc repro` of a "
     "stage whose outputs are in the run-cache restores them (exit 0) instead of failing with the lock message; "

@@ -209,6 +209,7 @@ def test_run_cache_round_trips_through_a_remote(smoke_repo, first_repro, tmp_pat
     ).read_bytes()
 
 
+@pytest.mark.slow
 def test_queued_shards_equal_the_sequential_run(smoke_repo, first_repro, tmp_path):
     """`valueharm shard --run` (two CPU workers through DVC's queue) gives the sequential run's outputs."""
     clone = tmp_path / "sharded"

@@ -100,6 +100,13 @@ def preset(name: str, configs: str, out: str, survey: str | None, ties: str | No
         params["profiles"].update({k: v for k, v in (("ties", ties), ("format", fmt)) if v is not None})
         params = to_dict(validate_params(params))
     write_params(params, name, out)
+    if Path("dvc.yaml").exists() and Path(out).resolve() == Path("params.yaml").resolve():
+        from valueharm.core.atomic import write_text
+        from valueharm.core.dag import sync
+
+        current, updated = sync(Path("dvc.yaml"), list(params["study"]["models"]))
+        if updated != current:
+            write_text("dvc.yaml", updated)  # the study's per-model deps follow study.models
     n = len(params["study"]["models"])
     click.echo(f"{out} <- defaults + {Path(configs) / name}.yaml ({n} study models)")
 
