@@ -4,7 +4,6 @@ float32 and auto, useful tokens/s per batching mode). Figures go to extra_info, 
 from __future__ import annotations
 
 import pytest
-
 from click.testing import CliRunner
 
 from valueharm.cli.bench import bench, run_bench
