@@ -89,6 +89,8 @@ def test_first_repro_runs_every_stage(smoke_repo, models, first_repro):
         "report",
     }
     assert ran_stages(first_repro) == single | per_model
+    validation = json.loads((smoke_repo / "reports/judge_validation.json").read_text())
+    assert validation, "judge_validation wrote no metrics"
     manifest = json.loads((smoke_repo / "artifacts/profiles/manifest.json").read_text())
     assert [p["name"] for p in manifest["profiles"]] == ["hedonism", "hedonism-r01", "power", "power-r01"]
     safety = json.loads((smoke_repo / "reports/safety_tune.json").read_text())
