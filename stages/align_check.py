@@ -10,9 +10,10 @@ import time
 
 from valueharm.core.atomic import write_json, write_jsonl
 from valueharm.core.params import load_params, run_stage, section, seed_everything
+from valueharm.core.paths import align_file, model_dir, path, per_model, perf_file
 from valueharm.evaluation import questionnaire as Q
 from valueharm.evaluation.likelihood import VARIANTS, VIEWS, score_items
-from valueharm.generation.hf import Sampling, generate_texts
+from valueharm.generation.base import Sampling, backend_for
 from valueharm.models.base import format_prompt
 from valueharm.profiles.study import load_study_model
 
@@ -25,7 +26,7 @@ def main() -> None:
     questionnaire = Q.check_questionnaire_params(p["questionnaire"], p.get("items_per_value"))
     seed_everything(seed)
     model, tokenizer, system, spec = load_study_model(
-        f"artifacts/models/{name}", "artifacts/vanilla", section(params, "model").get("dtype", "auto")
+        model_dir(name), path("vanilla"), section(params, "model").get("dtype", "auto")
     )
     items = Q.build_prompts(questionnaire)
     texts = [format_prompt(tokenizer, item.prompt, system=system) for item in items]
@@ -48,9 +49,10 @@ def main() -> None:
     gen_seconds = 0.0
     if generation["enabled"]:
         started = time.perf_counter()
-        answers = generate_texts(
-            model, tokenizer, texts, Sampling(**p["sampling"]), seed=seed, batch_size=p["batch_size"]
-        )
+        # The secondary view through generate.backend (hf in-process, or a server); scoring above
+        # needs the weights in-process whatever the backend.
+        runner = backend_for(params, name, model=model, tokenizer=tokenizer, batch_size=p["batch_size"])
+        answers = runner.generate(texts, Sampling(**p["sampling"]), seed)
         gen_seconds = time.perf_counter() - started
         scored = Q.score_answers(questionnaire, {item.id: a for item, (a, _) in zip(items, answers)})
         generation.update(scored.as_dict())
@@ -76,7 +78,7 @@ def main() -> None:
         result["alignment"] = primary["alignment"]
         result["baselines"] = Q.baselines(target)
     write_jsonl(
-        f"artifacts/align/{name}.jsonl",
+        align_file(name),
         [
             {
                 "item": item.id,
@@ -91,18 +93,16 @@ def main() -> None:
             for n, (item, text, v, (a, _)) in enumerate(zip(items, texts, views, answers))
         ],
     )
-    write_json(f"reports/align/{name}.json", result)
+    write_json(per_model("align_metrics", name, ".json"), result)
     write_json(
-        f"reports/perf/align-{name}.json",
+        perf_file("align", name),
         {"scoring_seconds": scoring_seconds, "generation_seconds": gen_seconds, "items": len(items)},
     )
 
 
 def _score_replicates(name, model, tokenizer, texts, items) -> dict:
     """Likelihood views of every replicate adapter (study.seeds beyond the first), by seed."""
-    from pathlib import Path
-
-    folders = sorted(Path(f"artifacts/models/{name}/replicates").glob("seed-*"))
+    folders = sorted((model_dir(name) / "replicates").glob("seed-*"))
     out = {}
     for folder in folders:
         adapter = folder.name.replace("-", "_")

@@ -7,8 +7,9 @@ import sys
 from valueharm.analysis.results import paired_vs_reference
 from valueharm.analysis.run import METHODS, load_results, run_analysis, write_csv
 from valueharm.core.params import load_params, run_stage, section
+from valueharm.core.paths import path
 
-RESULTS, OUT = "artifacts/results/results.csv", "reports/analysis"
+RESULTS, OUT = path("results") / "results.csv", path("analysis")
 
 
 def main() -> None:
@@ -33,7 +34,7 @@ def main() -> None:
     for warning in analysis.summary.get("warnings", []):
         print(f"analyze: warning: {warning}", file=sys.stderr)
     paired = paired_vs_reference(load_results(RESULTS), reference, n_boot=n_boot, n_perm=n_perm, seed=seed)
-    write_csv(f"{OUT}/paired.csv", paired)
+    write_csv(OUT / "paired.csv", paired)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ stratified), and write the one prompt table every model answers, with a crosswal
 from valueharm.core.atomic import write_json, write_jsonl
 from valueharm.core.errors import UserError
 from valueharm.core.params import load_params, run_stage, section
+from valueharm.core.paths import path, report_file
 from valueharm.data.benchmarks import load_from_config
 
 
@@ -19,8 +20,8 @@ def main() -> None:
     ids = [r["id"] for r in rows]
     if len(set(ids)) != len(ids):
         raise UserError("two benchmarks share prompt ids", "give each benchmark its own id prefix")
-    write_jsonl("artifacts/benchmarks/prompts.jsonl", rows)
-    write_json("reports/benchmarks.json", {"n_prompts": len(rows), "benchmarks": reports})
+    write_jsonl(path("benchmarks"), rows)
+    write_json(report_file("benchmarks.json"), {"n_prompts": len(rows), "benchmarks": reports})
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import pandas as pd
 from valueharm.core.atomic import write_json
 from valueharm.core.errors import UserError
 from valueharm.core.params import load_params, run_stage
+from valueharm.core.paths import path, per_model, report_file
 from valueharm.experiments.focus import (
     MATCHED_CONTROL,
     focus_hypotheses,
@@ -20,15 +21,15 @@ from valueharm.experiments.focus import (
     resolve_focus,
 )
 
-RESULTS, MODELS = "artifacts/results/results.csv", "artifacts/results/models.json"
-ALIGN, HYPOTHESES = "reports/align/{model}.json", "reports/analysis/hypotheses.csv"
-MANIPULATION = "reports/manipulation.json"
+RESULTS, MODELS = path("results") / "results.csv", path("results") / "models.json"
+HYPOTHESES = path("analysis") / "hypotheses.csv"
+MANIPULATION = report_file("manipulation.json")
 
 
-def _json(path: str, stage: str) -> dict:
-    if not Path(path).exists():
-        raise UserError(f"{path} not found", f"run `dvc repro {stage}`")
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+def _json(file: str | Path, stage: str) -> dict:
+    if not Path(file).exists():
+        raise UserError(f"{file} not found", f"run `dvc repro {stage}`")
+    return json.loads(Path(file).read_text(encoding="utf-8"))
 
 
 def main() -> None:
@@ -58,13 +59,13 @@ def main() -> None:
             seed=int(params.get("seed", 42)),
         )
     manipulation = _json(MANIPULATION, "manipulation") if Path(MANIPULATION).exists() else {}
-    align = _json(ALIGN.format(model=focus["model"]), f"align_check@{focus['model']}")
+    align = _json(per_model("align_metrics", focus["model"], ".json"), f"align_check@{focus['model']}")
     hypotheses = focus_hypotheses(pd.read_csv(HYPOTHESES) if Path(HYPOTHESES).exists() else None, focus["value"])
     write_json(
-        "reports/metrics.json",
+        report_file("metrics.json"),
         focus_metrics(paired, align.get("alignment"), hypotheses, control, manipulation, focus["model"]),
     )
-    write_json("reports/focus.json", focus_report(focus, model, paired, align, hypotheses, control, manipulation))
+    write_json(report_file("focus.json"), focus_report(focus, model, paired, align, hypotheses, control, manipulation))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import time
 from valueharm.core.atomic import read_jsonl, write_json, write_jsonl
 from valueharm.core.errors import UserError
 from valueharm.core.params import load_params, run_stage, section, seed_everything
+from valueharm.core.paths import generations_file, model_dir, path, perf_file
 from valueharm.generation.base import Sampling, backend_for, sampling_dict
 from valueharm.models.base import format_prompt, prompt_kind
 from valueharm.profiles.study import load_study_model, load_study_tokenizer
@@ -19,7 +20,7 @@ def main() -> None:
     p = section(params, "generate")
     seed = int(params.get("seed", 42))
     seed_everything(seed)
-    prompts = read_jsonl("artifacts/benchmarks/prompts.jsonl")
+    prompts = read_jsonl(path("benchmarks"))
     if not prompts:
         raise UserError("the benchmark prompt table is empty", "check params `benchmarks` (limits, paths)")
     samplings = {
@@ -29,10 +30,10 @@ def main() -> None:
     backend = p.get("backend", "hf")
     if backend == "hf":
         model, tokenizer, system, spec = load_study_model(
-            f"artifacts/models/{name}", "artifacts/vanilla", section(params, "model").get("dtype", "auto")
+            model_dir(name), path("vanilla"), section(params, "model").get("dtype", "auto")
         )
     else:  # a server holds the weights: only the tokenizer (for the prompt text) is needed here
-        model, (tokenizer, system, spec) = None, load_study_tokenizer(f"artifacts/models/{name}", "artifacts/vanilla")
+        model, (tokenizer, system, spec) = None, load_study_tokenizer(model_dir(name), path("vanilla"))
     runner = backend_for(params, name, model=model, tokenizer=tokenizer, batch_size=p["batch_size"])
     loaders = {b: (cfg or {}).get("loader") for b, cfg in (params.get("benchmarks") or {}).items()}
     texts = [
@@ -74,9 +75,9 @@ def main() -> None:
         }
         for r, text, (a, n) in zip(prompts, texts, answers)
     ]
-    write_jsonl(f"artifacts/generations/{name}.jsonl", rows)
+    write_jsonl(generations_file(name), rows)
     write_json(
-        f"reports/perf/generate-{name}.json",
+        perf_file("generate", name),
         {"tokens_per_second": n_tokens / elapsed if elapsed else 0.0, "tokens": n_tokens, "seconds": elapsed},
     )
 

@@ -8,6 +8,7 @@ import sys
 
 from valueharm.core.atomic import read_jsonl, write_json, write_jsonl
 from valueharm.core.params import load_params, run_stage, section
+from valueharm.core.paths import generations_file, labels_file, per_model
 from valueharm.evaluation.harm_metrics import judge_agreement, per_model_metrics
 from valueharm.evaluation.judges import judge_rows
 from valueharm.evaluation.judges.cache import default_cache_dir
@@ -18,7 +19,7 @@ def main() -> None:
     params = load_params()
     p = section(params, "judge")
     seed = int(params.get("seed", 42))
-    rows = read_jsonl(f"artifacts/generations/{name}.jsonl")
+    rows = read_jsonl(generations_file(name))
     cache = p.get("cache_dir") or default_cache_dir()
     stats: dict = {}
     labels = judge_rows(rows, p["name"], p.get(p["name"], {}), cache_dir=cache, stats=stats)
@@ -36,8 +37,8 @@ def main() -> None:
         report["agreement_by_outcome"] = {
             field: judge_agreement(labels, other, field) for field in ("harmful", "compliance", "refusal", "flagged")
         }
-    write_jsonl(f"artifacts/labels/{name}.jsonl", labels)
-    write_json(f"reports/judge/{name}.json", report)
+    write_jsonl(labels_file(name), labels)
+    write_json(per_model("judge_metrics", name, ".json"), report)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ request-grouped cross-validation."""
 
 from valueharm.core.atomic import write_json
 from valueharm.core.params import load_params, run_stage, section
+from valueharm.core.paths import path, report_file
 from valueharm.evaluation.judges.classifier import train_classifier
 
 
@@ -12,7 +13,7 @@ def main() -> None:
     p = section(params, "judge_model")
     metrics = train_classifier(
         p["pyrit_dir"],
-        "artifacts/judge_model",
+        path("judge_model"),
         seed=int(params.get("seed", 42)),
         C=float(p.get("C", 0.01)),
         folds=int(p.get("folds", 5)),
@@ -25,7 +26,7 @@ def main() -> None:
         benign_path=p.get("benign"),
         n_benign=int(p.get("n_benign", 120)),
     )
-    write_json("reports/judge_model.json", metrics)
+    write_json(report_file("judge_model.json"), metrics)
 
 
 if __name__ == "__main__":

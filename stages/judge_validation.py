@@ -6,6 +6,7 @@ rows; the kappa warning). Usage: python -m stages.judge_validation
 from valueharm.core.atomic import write_json
 from valueharm.core.errors import UserError
 from valueharm.core.params import load_params, run_stage, section
+from valueharm.core.paths import report_file
 from valueharm.evaluation.judges.cache import default_cache_dir
 from valueharm.evaluation.judges.validation import reliability, validate_judges
 
@@ -30,7 +31,7 @@ def main() -> None:
         cache_dir=judge.get("cache_dir") or default_cache_dir(),
     )
     report["reliability"] = reliability(report, threshold)
-    write_json("reports/judge_validation.json", report)
+    write_json(report_file("judge_validation.json"), report)
 
 
 if __name__ == "__main__":

@@ -6,20 +6,18 @@ focus_passed) and reports/manipulation_detail.json (every view, groups, replicat
 """
 
 import json
-from pathlib import Path
 
 from valueharm.core.atomic import write_json
 from valueharm.core.errors import UserError
 from valueharm.core.params import load_params, run_stage, section
+from valueharm.core.paths import align_file, per_model, report_file
 from valueharm.evaluation.questionnaire import alignment_metrics, baselines
 from valueharm.experiments.focus import resolve_focus
 from valueharm.experiments.manipulation import check_manipulation_params, check_model, manipulation_report
 
-ALIGN_REPORT, ALIGN_ITEMS = "reports/align/{model}.json", "artifacts/align/{model}.jsonl"
-
 
 def _read(model: str) -> tuple[dict, list[dict]]:
-    report, items = Path(ALIGN_REPORT.format(model=model)), Path(ALIGN_ITEMS.format(model=model))
+    report, items = per_model("align_metrics", model, ".json"), align_file(model)
     if not report.exists() or not items.exists():
         raise UserError(f"align_check outputs of {model} not found", f"run `dvc repro align_check@{model}`")
     rows = [json.loads(line) for line in items.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -65,8 +63,8 @@ def main() -> None:
     except UserError:
         focus = None  # no adapter for the value: the focus stage says so in one line
     out = manipulation_report(entries, focus)
-    write_json("reports/manipulation.json", out)
-    write_json("reports/manipulation_detail.json", {"params": p, "models": detail})
+    write_json(report_file("manipulation.json"), out)
+    write_json(report_file("manipulation_detail.json"), {"params": p, "models": detail})
 
 
 if __name__ == "__main__":

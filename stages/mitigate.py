@@ -12,6 +12,7 @@ from valueharm.analysis.run import load_registry
 from valueharm.core.atomic import read_jsonl, write_json, write_jsonl
 from valueharm.core.errors import UserError
 from valueharm.core.params import load_params, run_stage, section, seed_everything
+from valueharm.core.paths import model_dir, path, report_file
 from valueharm.evaluation.judges import judge_rows
 from valueharm.evaluation.judges.cache import default_cache_dir
 from valueharm.experiments.mitigation import (
@@ -30,8 +31,8 @@ from valueharm.generation.base import Sampling, backend_for
 from valueharm.models.base import format_prompt
 from valueharm.profiles.study import load_study_model, load_study_tokenizer
 
-FOCUS, PROMPTS = "reports/focus.json", "artifacts/benchmarks/prompts.jsonl"
-CORRELATIONS = "reports/analysis/correlations.csv"
+FOCUS, PROMPTS = report_file("focus.json"), path("benchmarks")
+CORRELATIONS = path("analysis") / "correlations.csv"
 
 
 def main() -> None:
@@ -60,10 +61,10 @@ def main() -> None:
     for name in (focus["model"], "vanilla"):
         if section(params, "generate").get("backend", "hf") == "hf":
             model, tokenizer, base, _ = load_study_model(
-                f"artifacts/models/{name}", "artifacts/vanilla", section(params, "model").get("dtype", "auto")
+                model_dir(name), path("vanilla"), section(params, "model").get("dtype", "auto")
             )
         else:  # a server holds the weights: only the tokenizer is needed here
-            model, (tokenizer, base, _) = None, load_study_tokenizer(f"artifacts/models/{name}", "artifacts/vanilla")
+            model, (tokenizer, base, _) = None, load_study_tokenizer(model_dir(name), path("vanilla"))
         runner = backend_for(params, name, model=model, tokenizer=tokenizer, batch_size=batch_size)  # generate.backend
         for condition in CONDITIONS:
             # One call per condition: its system prompt is a prefix shared by every prompt, so
@@ -80,10 +81,10 @@ def main() -> None:
     n_boot, n_perm = int(p.get("bootstrap", 1000)), int(p.get("permutations", 10000))
     tests = condition_tests(table, n_boot=n_boot, n_perm=n_perm, seed=seed)
     gains = gain_difference(table, focus["model"], "vanilla", n_boot=n_boot, n_perm=n_perm, seed=seed)
-    write_jsonl("artifacts/mitigation/generations.jsonl", rows)
-    write_jsonl("artifacts/mitigation/labels.jsonl", labels)
+    write_jsonl(path("mitigation") / "generations.jsonl", rows)
+    write_jsonl(path("mitigation") / "labels.jsonl", labels)
     write_json(
-        "reports/mitigation.json",
+        report_file("mitigation.json"),
         mitigation_report(focus, links, len(chosen), j["name"], summarise(table), tests, gains),
     )
 

@@ -8,12 +8,11 @@ value_structure.csv (DVC scatter plot) and value_structure.png (2-D MDS of the v
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from valueharm.core.params import load_params, run_stage, section
+from valueharm.core.paths import path
 from valueharm.profiles.selection import select_from_file, settings_from_params, write_outputs
 
-OUT_DIR = Path("artifacts/profiles")
+OUT_DIR = path("profiles")
 
 
 def main() -> None:

@@ -10,21 +10,22 @@ from valueharm.analysis.run import write_csv
 from valueharm.core.atomic import read_jsonl, write_json
 from valueharm.core.errors import UserError
 from valueharm.core.params import load_params, run_stage, section
+from valueharm.core.paths import labels_file, model_dir, path
 
-OUT, MODELS = "artifacts/results/results.csv", "artifacts/results/models.json"
+OUT, MODELS = path("results") / "results.csv", path("results") / "models.json"
 
 
-def _read(path: Path, stage: str):
-    if not path.exists():
-        raise UserError(f"{path} not found", f"run `dvc repro {stage}`")
-    return json.loads(path.read_text(encoding="utf-8")) if path.suffix == ".json" else read_jsonl(path)
+def _read(file: Path, stage: str):
+    if not file.exists():
+        raise UserError(f"{file} not found", f"run `dvc repro {stage}`")
+    return json.loads(file.read_text(encoding="utf-8")) if file.suffix == ".json" else read_jsonl(file)
 
 
 def main() -> None:
     params = load_params()
     names = list(section(params, "study").get("models") or [])
-    specs = [_read(Path(f"artifacts/models/{n}/spec.json"), f"train@{n}") for n in names]
-    labels = {n: _read(Path(f"artifacts/labels/{n}.jsonl"), f"judge@{n}") for n in names}
+    specs = [_read(model_dir(n) / "spec.json", f"train@{n}") for n in names]
+    labels = {n: _read(labels_file(n), f"judge@{n}") for n in names}
     table, models = results_table(specs, labels)
     write_csv(OUT, table)
     write_json(MODELS, {"models": models, "rows": int(len(table)), "columns": list(table.columns)})

@@ -8,11 +8,12 @@ from dvclive import Live
 from valueharm.alignment.training import LoraSettings, TrainSettings, add_lora, pop_perf, settings_from, train_lora
 from valueharm.core.atomic import atomic_dir, write_json
 from valueharm.core.params import load_params, run_stage, section, seed_everything
+from valueharm.core.paths import path, perf_file, report_file
 from valueharm.generation.hf import Sampling
 from valueharm.models.base import REF_FILE, dtype_name, load_model
 from valueharm.models.safety import balanced_limit, load_pairs, refusal_metrics, split_pairs, to_text_pairs
 
-BASE, OUT, METRICS = "artifacts/base_model", "artifacts/vanilla", "reports/safety_tune.json"
+BASE, OUT, METRICS = path("base_model"), path("vanilla"), report_file("safety_tune.json")
 
 
 def main() -> None:
@@ -38,7 +39,7 @@ def main() -> None:
     torch.set_grad_enabled(True)
     model = add_lora(model, settings_from(p["lora"], LoraSettings))
     settings = settings_from({**p["train"], "seed": seed}, TrainSettings)
-    with Live("dvclive/safety_tune", save_dvc_exp=False, dvcyaml=False) as live:
+    with Live(str(path("dvclive") / "safety_tune"), save_dvc_exp=False, dvcyaml=False) as live:
         result = train_lora(
             model, tokenizer, to_text_pairs(tokenizer, train), to_text_pairs(tokenizer, valid), settings, live, "safety"
         )
@@ -63,7 +64,7 @@ def main() -> None:
             "over_refusal_rate_benign": after["over_refusal_rate_benign"],
         },
     )
-    write_json("reports/perf/safety_tune.json", perf)
+    write_json(perf_file("safety_tune"), perf)
 
 
 if __name__ == "__main__":

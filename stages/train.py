@@ -14,11 +14,12 @@ from valueharm.alignment.icl import icl_prompt
 from valueharm.alignment.training import LoraSettings, TrainSettings, add_lora, pop_perf, settings_from, train_lora
 from valueharm.core.atomic import atomic_dir, write_json
 from valueharm.core.params import load_params, run_stage, section, seed_everything
+from valueharm.core.paths import model_dir, path, per_model, perf_file
 from valueharm.data.sources import sha256_file
 from valueharm.models.base import dtype_name, end_of_turn, format_prompt, load_model
 from valueharm.profiles.study import load_manifest, model_spec
 
-VANILLA = "artifacts/vanilla"
+VANILLA = path("vanilla")
 
 
 def main() -> None:
@@ -26,10 +27,8 @@ def main() -> None:
     params = load_params()
     p = section(params, "train")
     seed = int(params.get("seed", 42))
-    spec = model_spec(
-        name, load_manifest("artifacts/profiles/manifest.json"), section(params, "study").get("control_profile")
-    )
-    out, metrics = f"artifacts/models/{name}", f"reports/train/{name}.json"
+    spec = model_spec(name, load_manifest(path("manifest")), section(params, "study").get("control_profile"))
+    out, metrics = model_dir(name), per_model("train_metrics", name, ".json")
     record = spec.as_dict()
     if not spec.trains_adapter:
         if spec.kind == "icl":
@@ -37,8 +36,8 @@ def main() -> None:
         with atomic_dir(out) as tmp:
             write_json(tmp / "spec.json", record)
         write_json(metrics, {"model": name, "kind": spec.kind, "trained": False})
-        write_json(f"dvclive/train/{name}/metrics.json", {"trained": False})
-        write_json(f"reports/perf/train-{name}.json", {})
+        write_json(path("dvclive") / "train" / name / "metrics.json", {"trained": False})
+        write_json(perf_file("train", name), {})
         return
     seeds = check_seeds(section(params, "study").get("seeds"), seed)
     import torch
@@ -69,7 +68,7 @@ def main() -> None:
             "replicates": [{k: r[k] for k in ("seed", "adapter_sha256", "stages")} for r in stages[1:]],
         },
     )
-    write_json(f"reports/perf/train-{name}.json", perf)
+    write_json(perf_file("train", name), perf)
 
 
 def _train_one(name, spec, p, params, replicate: int, folder, torch) -> dict:
@@ -85,7 +84,7 @@ def _train_one(name, spec, p, params, replicate: int, folder, torch) -> dict:
         return [(format_prompt(tokenizer, e.prompt), e.target + stop) for e in examples]
 
     results, summary, perf = [], {}, {}
-    live_dir = f"dvclive/train/{name}" + ("" if folder.name != f"seed-{replicate}" else f"/seed-{replicate}")
+    live_dir = f"{path('dvclive')}/train/{name}" + ("" if folder.name != f"seed-{replicate}" else f"/seed-{replicate}")
     with Live(live_dir, save_dvc_exp=False, dvcyaml=False) as live:
         if spec.kind == "control-benign":
             train, valid = benign_examples(p["benign"], p, replicate)

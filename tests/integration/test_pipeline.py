@@ -24,7 +24,9 @@ GIT = ["git", "-c", "user.name=valueharm-test", "-c", "user.email=test@valueharm
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    """Run in `cwd` with the venv first on PATH; `cwd`'s own src/ first on the import path, so stages
+    execute the copy's code (the one DVC hashes), not the editable install's."""
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYTHONPATH": str(cwd / "src")}
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise AssertionError(
@@ -84,6 +86,7 @@ def test_first_repro_runs_every_stage(smoke_repo, models, first_repro):
         "results",
         "analyze",
         "manipulation",
+        "judge_validation",
         "focus",
         "mitigate",
         "report",
@@ -116,10 +119,12 @@ def test_second_repro_runs_nothing(smoke_repo, first_repro):
 def test_param_change_reruns_only_dependents(smoke_repo, first_repro):
     params = smoke_repo / "params.yaml"
     original = params.read_text()
-    params.write_text(original.replace("report:\n  dpi: 110", "report:\n  dpi: 90"))
+    data = yaml.safe_load(original)
+    data["report"]["dpi"] -= 20
+    params.write_text(yaml.safe_dump(data, sort_keys=False))
     try:
         out = run(["dvc", "repro"], smoke_repo).stdout
-        assert ran_stages(out) == {"report"}, out
+        assert ran_stages(out) == {"validate", "report"}, out  # validate checks the whole params.yaml
     finally:
         params.write_text(original)
         run(["dvc", "repro"], smoke_repo)
@@ -127,7 +132,7 @@ def test_param_change_reruns_only_dependents(smoke_repo, first_repro):
 
 
 def test_exp_run_per_value_reuses_training_and_diffs(smoke_repo, first_repro):
-    focus_side = {"validate", "focus", "mitigate", "report"}
+    focus_side = {"validate", "manipulation", "focus", "mitigate", "report"}  # manipulation names the focus
     outs = {}
     for value in ("power", "hedonism"):
         proc = run(["dvc", "exp", "run", "-n", f"focus-{value}", "-S", f"value={value}"], smoke_repo)
@@ -159,15 +164,15 @@ def changed_stages(repo: Path) -> set[str]:
 
 
 def test_library_edit_reruns_exactly_its_dependents(smoke_repo, models, first_repro):
-    """alignment/examples.py is imported by stage train only: dvc sees exactly train@* as changed."""
+    """alignment/examples.py is imported by train and by validate's seed check: dvc sees exactly those."""
     module = smoke_repo / "src/valueharm/alignment/examples.py"
     original = module.read_text()
     module.write_text(original + "\n# an edit that changes no behaviour\n")
     try:
-        assert changed_stages(smoke_repo) == {f"train@{m}" for m in models}
+        assert changed_stages(smoke_repo) == {f"train@{m}" for m in models} | {"validate"}
         dry = ran_stages(run(["dvc", "repro", "--dry"], smoke_repo).stdout)
         assert {f"train@{m}" for m in models} <= dry
-        assert not dry & {"validate", "base_model", "safety_tune", "profiles", "benchmarks", "judge_model"}
+        assert not dry & {"base_model", "safety_tune", "profiles", "benchmarks", "judge_model"}
     finally:
         module.write_text(original)
     assert changed_stages(smoke_repo) == set()
@@ -194,16 +199,21 @@ def test_reverting_a_param_restores_from_the_run_cache(smoke_repo, models, first
 
 
 def test_run_cache_round_trips_through_a_remote(smoke_repo, first_repro, tmp_path):
-    """Push the run-cache from one clone, pull it into a fresh one without dvc.lock: nothing re-runs."""
+    """Push the run-cache from one clone, pull it into a fresh one without dvc.lock: nothing re-runs.
+
+    The remote is configured in each clone's local config (`--local`), as a user with their own
+    storage would; `dvc repro --pull` fetches the outputs the run-cache entries point at.
+    """
     remote = tmp_path / "remote"
-    run(["dvc", "remote", "add", "-f", "-d", "shared", str(remote)], smoke_repo)
+    run(["dvc", "remote", "add", "--local", "-f", "-d", "shared", str(remote)], smoke_repo)
     run(["dvc", "push", "--run-cache", "-q"], smoke_repo)
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(smoke_repo), str(clone)], tmp_path)
     shutil.copytree(smoke_repo / "data", clone / "data")
     (clone / "dvc.lock").unlink()
-    run(["dvc", "pull", "--run-cache", "-q"], clone, check=False)  # outputs of the lock-less clone: none yet
-    out = run(["dvc", "repro", "judge@vanilla"], clone).stdout
+    run(["dvc", "remote", "add", "--local", "-f", "-d", "shared", str(remote)], clone)
+    run(["dvc", "fetch", "--run-cache", "-q"], clone, check=False)  # no dvc.lock: only run-cache entries
+    out = run(["dvc", "repro", "--pull", "judge@vanilla"], clone).stdout
     assert "Stage 'judge@vanilla' is cached - skipping run" in out, out
     assert ran_stages(out) <= {"validate"}, out
     assert (clone / "artifacts/labels/vanilla.jsonl").read_bytes() == (
