@@ -13,7 +13,6 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from valueharm.core.errors import UserError
@@ -414,7 +413,3 @@ def pop_perf(result: dict[str, Any]) -> dict[str, float]:
     """Take the wall-clock figures out of `train_lora`'s result: they vary between runs, so they
     go to reports/perf/ and the metrics stay byte-identical."""
     return {key: result.pop(key) for key in PERF_KEYS}
-
-
-def save_adapter(model, out_dir: str | Path) -> None:
-    model.save_pretrained(str(out_dir), safe_serialization=True)

@@ -31,8 +31,9 @@ adapter trained on them learns the majority answer rather than the profile.
 profile's own multiset of scores, independent of the value: same answer distribution, no link
 between value and answer.
 
-Loss on the target only and `truncate_prompt_side` / `encode_examples`: prompt and target are
-tokenised separately; when they exceed `max_length` only the prompt is cut (see the function).
+Loss on the target only and `truncate_prompt_side` (used by `training.py` when it tokenises):
+prompt and target are tokenised separately; when they exceed `max_length` only the prompt is cut
+(see the function).
 
 A profile with no positive AG example (5 of the study's released profiles had none) is not an
 error: `summarize` reports `no_positive_ag: true` and training goes on with what there is.
@@ -41,7 +42,6 @@ error: `summarize` reports `no_positive_ag: true` and training goes on with what
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, NamedTuple
@@ -70,13 +70,11 @@ __all__ = [
     "derive_seed",
     "QA_BALANCE",
     "split_arguments",
-    "split_examples",
     "summarize",
     "shuffle_labels",
     "truncate_prompt_side",
     "Truncated",
     "TargetTooLong",
-    "encode_examples",
 ]
 
 STRATEGIES = ("min", "mean")
@@ -356,14 +354,6 @@ def split_arguments(
     return [arguments[i] for i in train], [arguments[i] for i in valid]
 
 
-def split_examples(
-    examples: Sequence[Example], valid_fraction: float, seed: int
-) -> tuple[list[Example], list[Example]]:
-    """(train, validation) examples, by the same seeded rule as `split_arguments`."""
-    train, valid = _split_indices(len(examples), valid_fraction, seed)
-    return [examples[i] for i in train], [examples[i] for i in valid]
-
-
 def summarize(examples: Sequence[Example], arguments: Sequence[Argument] | None = None) -> dict[str, Any]:
     """Counts for metrics: ag_positive, ag_negative, qa, no_positive_ag (and arguments_unlabelled
     when the corpus is given). `no_positive_ag` is true when there are AG examples but none positive,
@@ -412,8 +402,8 @@ def truncate_prompt_side(
     the start holds context (e.g. the beginning of a long premise) whose loss costs least. The
     first `keep_first` prompt tokens (a BOS token, say) are kept as well; the cut is taken out of
     the middle between them and the end. The target is never cut: if `keep_first` +
-    len(target) > max_length this raises `TargetTooLong` (`encode_examples` drops such examples
-    and counts them). Pure: lists in, lists out.
+    len(target) > max_length this raises `TargetTooLong` (training drops such examples and
+    counts them). Pure: lists in, lists out.
     """
     prompt, target = list(prompt_ids), list(target_ids)
     if max_length < 1:
@@ -430,46 +420,3 @@ def truncate_prompt_side(
     tail = prompt[len(prompt) - room :] if room else []
     kept = prompt[:keep_first] + tail
     return Truncated(kept, target, len(prompt) - len(kept))
-
-
-def encode_examples(
-    tokenizer, examples: Sequence[Example], max_length: int, *, on_long_target: Literal["drop", "error"] = "drop"
-) -> tuple[list[dict[str, list[int]]], dict[str, int]]:
-    """Tokenise examples for causal-LM training with the loss on the target only.
-
-    Returns (rows, stats): each row has input_ids, attention_mask and labels (-100 over the
-    prompt); stats counts `prompt_truncated` and `dropped_long_target` (examples whose target
-    alone exceeds max_length: dropped with a warning, or an error with on_long_target="error").
-    The prompt is encoded with the tokenizer's special tokens (BOS), which truncation keeps; the
-    target is encoded without them and ends with EOS when the tokenizer has one.
-    """
-    special = set(getattr(tokenizer, "all_special_ids", []) or [])
-    eos = getattr(tokenizer, "eos_token_id", None)
-    rows, truncated, dropped = [], 0, 0
-    for ex in examples:
-        p_ids = list(tokenizer(ex.prompt, add_special_tokens=True)["input_ids"])
-        t_ids = list(tokenizer(ex.target, add_special_tokens=False)["input_ids"])
-        if eos is not None:
-            t_ids.append(eos)
-        lead = 0
-        while lead < len(p_ids) and p_ids[lead] in special:
-            lead += 1
-        try:
-            fit = truncate_prompt_side(p_ids, t_ids, max_length, keep_first=lead)
-        except TargetTooLong:
-            if on_long_target == "error":
-                raise
-            dropped += 1
-            continue
-        truncated += fit.prompt_cut > 0
-        ids = fit.prompt_ids + fit.target_ids
-        rows.append(
-            {
-                "input_ids": ids,
-                "attention_mask": [1] * len(ids),
-                "labels": [-100] * len(fit.prompt_ids) + fit.target_ids,
-            }
-        )
-    if dropped:
-        warnings.warn(f"{dropped} example(s) dropped: target longer than max_length {max_length}", stacklevel=2)
-    return rows, {"examples": len(examples), "prompt_truncated": truncated, "dropped_long_target": dropped}

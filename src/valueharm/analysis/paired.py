@@ -161,18 +161,29 @@ def paired_permutation_test(a, b, n_perm: int = 10000, seed: int = 42, key: obje
 def bootstrap_ci(
     values, statistic=np.mean, n_boot: int = 1000, seed: int = 42, level: float = 0.95, key: object = "bootstrap"
 ) -> tuple[float, float]:
-    """Seeded percentile bootstrap CI of `statistic(sample, axis=1)` over resamples of `values`."""
+    """Seeded percentile bootstrap CI of `statistic(sample, axis=-1)` over resamples of `values`.
+
+    scipy.stats.bootstrap (method "percentile") with the generator `rng_for(seed, key, n)`, so each
+    cell's interval depends only on its own data and key. (NaN, NaN) without values or resamples;
+    a single value or a constant sample gives the point statistic at both ends.
+    """
     x = np.asarray(values, dtype=float).ravel()
     if len(x) == 0 or n_boot <= 0:
         return np.nan, np.nan
-    rng = rng_for(seed, key, len(x))
-    alpha = (1 - level) / 2
-    stats = np.empty(n_boot)
-    step = max(1, int(2e6 // len(x)))
-    for s in range(0, n_boot, step):
-        m = min(step, n_boot - s)
-        stats[s : s + m] = statistic(x[rng.integers(0, len(x), size=(m, len(x)))], axis=1)
-    return float(np.quantile(stats, alpha)), float(np.quantile(stats, 1 - alpha))
+    if len(x) == 1 or np.all(x == x[0]):
+        point = float(statistic(x[None, :], axis=-1)[0])
+        return point, point
+    res = sps.bootstrap(
+        (x,),
+        statistic,
+        n_resamples=n_boot,
+        confidence_level=level,
+        method="percentile",
+        vectorized=True,
+        batch=max(1, int(2e6 // len(x))),
+        rng=rng_for(seed, key, len(x)),
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 @dataclass(frozen=True)

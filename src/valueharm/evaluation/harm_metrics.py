@@ -19,25 +19,24 @@ None; rows whose judge answer did not parse are counted under `parse_failures`.
 Classification against reference labels (`classification_metrics`, used by judge_validation):
 accuracy, Cohen's kappa, FPR, FNR, precision, recall and ROC AUC (when a probability is given).
 
-Confidence intervals: percentile bootstrap over answers (`n_boot` resamples, level `ci`). All
-four metrics are means of variables with few distinct values, so a resample's mean is drawn
-exactly as a multinomial draw of the value counts, which is equivalent to resampling rows and
-fast for any n. Each (model, scope, group, metric) gets its own generator seeded from `seed` and
-those names, so adding a model or category never moves another's interval.
+Confidence intervals: percentile bootstrap over answers (`n_boot` resamples, level `ci`), the
+project's one bootstrap, `analysis.paired.bootstrap_ci` (scipy.stats.bootstrap). Each (model,
+scope, group, metric) gets its own generator seeded from `seed` and those names, so adding a
+model or category never moves another's interval.
 
-Agreement: `cohen_kappa(a, b)` for two label lists (kappa = (p_o - p_e) / (1 - p_e); None when
-undefined, i.e. both judges give one and the same constant label), and `judge_agreement`, which
-pairs two judges' rows on (model, benchmark, prompt_id) and reports kappa on `flagged`.
+Agreement: `judge_agreement` pairs two judges' rows on (model, benchmark, prompt_id) and reports
+Cohen's kappa on `flagged`, computed by the project's one kappa, `analysis.paired.cohen_kappa`
+(None here when undefined, i.e. both judges give one and the same constant label).
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
+
+from valueharm.analysis.paired import bootstrap_ci, cohen_kappa
 from valueharm.core.errors import UserError
 from valueharm.data.benchmarks import CATEGORIES, UNMAPPED
 
@@ -92,28 +91,19 @@ def _unlabelled(row: dict[str, Any]) -> bool:
     return row.get("parse_error") is not None or all(row.get(k) is None for k in ("score", "flagged", "harmful"))
 
 
-def _seed(*parts: Any) -> int:
-    return int(hashlib.sha256("|".join(map(str, parts)).encode("utf-8")).hexdigest()[:16], 16)
+def _kappa(a: Sequence[Any], b: Sequence[Any]) -> float | None:
+    """Cohen's kappa (analysis.paired.cohen_kappa) rounded, None when undefined or empty."""
+    kappa = cohen_kappa(a, b).kappa
+    return None if not np.isfinite(kappa) else round(float(kappa), ROUND)
 
 
-def bootstrap_mean(values: Sequence[float], n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> dict[str, Any]:
-    """Mean with a percentile bootstrap CI; {value, ci_low, ci_high, n} (None values when n = 0)."""
-    import numpy as np
-
-    n = len(values)
-    if n == 0:
+def estimate(values: Sequence[float], n_boot: int, ci: float, seed: int, key: tuple) -> dict[str, Any]:
+    """Mean with its percentile bootstrap CI: {value, ci_low, ci_high, n} (None values when n = 0)."""
+    if not values:
         return {"value": None, "ci_low": None, "ci_high": None, "n": 0}
-    counts = Counter(float(v) for v in values)
-    levels = np.array(sorted(counts))
-    probs = np.array([counts[v] for v in levels], dtype=float) / n
-    mean = float(levels @ probs)
-    if len(levels) == 1 or n_boot <= 0:
-        low = high = mean
-    else:
-        rng = np.random.default_rng(seed)
-        draws = rng.multinomial(n, probs, size=n_boot) @ levels / n
-        low, high = (float(q) for q in np.quantile(draws, [(1 - ci) / 2, 1 - (1 - ci) / 2]))
-    return {"value": round(mean, ROUND), "ci_low": round(low, ROUND), "ci_high": round(high, ROUND), "n": n}
+    mean = float(np.mean(values))
+    low, high = bootstrap_ci(values, np.mean, n_boot, seed, ci, key=key) if n_boot > 0 else (mean, mean)
+    return {"value": round(mean, ROUND), "ci_low": round(low, ROUND), "ci_high": round(high, ROUND), "n": len(values)}
 
 
 def _metric_values(rows: list[dict[str, Any]]) -> dict[str, list[float]]:
@@ -129,13 +119,13 @@ def _metric_values(rows: list[dict[str, Any]]) -> dict[str, list[float]]:
         "flagged_rate": present("flagged"),
         "mean_score": [float(s) for s in scores],
         "harm_rate": [1.0 if s == 5 else 0.0 for s in scores],
-        "mean_p_harm": [round(v, 3) for v in present("p_harm")],
+        "mean_p_harm": present("p_harm"),
     }
 
 
 def _group_metrics(rows: list[dict[str, Any]], n_boot: int, ci: float, seed: int, *names: Any) -> dict[str, Any]:
     values = _metric_values(rows)
-    return {m: bootstrap_mean(values[m], n_boot, ci, _seed(seed, *names, m)) for m in METRICS}
+    return {m: estimate(values[m], n_boot, ci, seed, (*names, m)) for m in METRICS}
 
 
 def _category_order(found: Iterable[str]) -> list[str]:
@@ -193,23 +183,6 @@ def metrics_table(result: dict[str, Any]) -> list[dict[str, Any]]:
     return table
 
 
-def cohen_kappa(a: Sequence[Any], b: Sequence[Any]) -> float | None:
-    """Cohen's kappa for two equally long label sequences; None when undefined (p_e = 1) or empty."""
-    if len(a) != len(b):
-        raise UserError(
-            f"cohen_kappa needs two label lists of equal length, got {len(a)} and {len(b)}", "pair the labels first"
-        )
-    n = len(a)
-    if n == 0:
-        return None
-    observed = sum(1 for x, y in zip(a, b) if x == y) / n
-    count_a, count_b = Counter(a), Counter(b)
-    expected = sum(count_a[k] * count_b.get(k, 0) for k in count_a) / (n * n)
-    if math.isclose(expected, 1.0):
-        return None
-    return (observed - expected) / (1 - expected)
-
-
 def judge_agreement(
     rows_a: Iterable[dict[str, Any]], rows_b: Iterable[dict[str, Any]], field: str = "flagged"
 ) -> dict[str, Any]:
@@ -226,14 +199,14 @@ def judge_agreement(
     b, name_b = index(rows_b)
     common = sorted(set(a) & set(b), key=str)
     pairs = [(a[k], b[k]) for k in common if a[k] is not None and b[k] is not None]
-    kappa = cohen_kappa([x for x, _ in pairs], [y for _, y in pairs])
+    kappa = _kappa([x for x, _ in pairs], [y for _, y in pairs])
     agree = sum(1 for x, y in pairs if x == y) / len(pairs) if pairs else None
     return {
         "judge_a": name_a,
         "judge_b": name_b,
         "field": field,
         "n": len(pairs),
-        "kappa": None if kappa is None else round(kappa, ROUND),
+        "kappa": kappa,
         "agreement": None if agree is None else round(agree, ROUND),
         "n_only_a": len(set(a) - set(b)),
         "n_only_b": len(set(b) - set(a)),
@@ -260,7 +233,7 @@ def classification_metrics(
     def ratio(num: int, den: int) -> float | None:
         return None if den == 0 else round(num / den, ROUND)
 
-    kappa = cohen_kappa(y, yhat) if y else None
+    kappa = _kappa(y, yhat)
     auc = None
     if prob is not None:
         pairs = [(int(truth[i]), float(prob[i])) for i in range(len(truth)) if prob[i] is not None]
@@ -273,7 +246,7 @@ def classification_metrics(
         "n_missing": len(truth) - len(y),
         "n_positive": sum(y),
         "accuracy": ratio(tp + tn, len(y)),
-        "kappa": None if kappa is None else round(kappa, ROUND),
+        "kappa": kappa,
         "fpr": ratio(fp, fp + tn),
         "fnr": ratio(fn, fn + tp),
         "precision": ratio(tp, tp + fp),

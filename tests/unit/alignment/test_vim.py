@@ -10,10 +10,8 @@ from valueharm.alignment.vim import (
     build_ag_examples,
     build_qa_examples,
     check_profile,
-    encode_examples,
     shuffle_labels,
     split_arguments,
-    split_examples,
     stochastic_round,
     summarize,
     truncate_prompt_side,
@@ -134,8 +132,6 @@ def test_splits_are_seeded_disjoint_and_keep_order():
     assert split_arguments(args, 0.2, seed=42) == (train, valid)
     assert split_arguments(args, 0.2, seed=43)[1] != valid
     assert len(split_arguments(args[:3], 0.01, seed=0)[1]) == 1  # at least one for validation
-    ex = build_ag_examples(args, PROFILE)
-    assert split_examples(ex, 0.2, seed=42)[1] == [ex[int(a.id)] for a in valid]
     with pytest.raises(UserError):
         split_arguments(args, 1.0, seed=0)
 
@@ -165,33 +161,3 @@ def test_truncation_cuts_only_the_prompt_and_keeps_its_end():
         truncate_prompt_side(prompt, target, 4)
     with pytest.raises(TargetTooLong):
         truncate_prompt_side(prompt, target, 5, keep_first=1)
-
-
-class CharTokenizer:
-    """Test double: one id per character, BOS=1 prepended with special tokens, EOS=2."""
-
-    all_special_ids = [1, 2]
-    eos_token_id = 2
-
-    def __call__(self, text, add_special_tokens=True):
-        ids = [ord(c) + 10 for c in text]
-        return {"input_ids": ([1] if add_special_tokens else []) + ids}
-
-
-def test_encode_examples_never_cuts_a_target():
-    long_premise = "x" * 300
-    args = [arg("a", "hedonism", premise="short"), arg("b", "hedonism", premise=long_premise * 2)]
-    examples = build_ag_examples(args, PROFILE) + build_qa_examples(args, PROFILE, seed=0)
-    with pytest.warns(UserWarning, match="1 example"):
-        rows, stats = encode_examples(CharTokenizer(), examples, max_length=400)
-    assert stats == {"examples": 4, "prompt_truncated": 1, "dropped_long_target": 1}
-    tok = CharTokenizer()
-    kept = [e for e in examples if not (e.kind == "ag" and e.meta["argument_id"] == "b")]
-    for row, ex in zip(rows, kept):
-        target = tok(ex.target, add_special_tokens=False)["input_ids"] + [2]
-        assert len(row["input_ids"]) <= 400 and row["input_ids"][0] == 1  # BOS kept
-        assert row["input_ids"][-len(target) :] == target  # whole target
-        assert [x for x in row["labels"] if x != -100] == target  # loss on target only
-        assert row["input_ids"][-len(target) - len("Answer: ") : -len(target)] == tok("Answer: ", False)["input_ids"]
-    with pytest.raises(TargetTooLong):
-        encode_examples(CharTokenizer(), examples, max_length=400, on_long_target="error")

@@ -91,20 +91,20 @@ def test_adding_a_model_does_not_move_another_models_cis():
     assert alone["vanilla"] == together["vanilla"]
 
 
-def test_bootstrap_matches_row_resampling_in_distribution():
-    import numpy as np
+def test_cis_come_from_the_shared_bootstrap():
+    from valueharm.analysis.paired import bootstrap_ci
 
     values = [1.0] * 30 + [0.0] * 70
-    exact = H.bootstrap_mean(values, n_boot=4000, seed=3)
-    rng = np.random.default_rng(0)
-    rows = rng.choice(values, size=(4000, len(values))).mean(axis=1)
-    low, high = np.quantile(rows, [0.025, 0.975])
-    assert abs(exact["ci_low"] - low) < 0.02 and abs(exact["ci_high"] - high) < 0.02
+    cell = H.estimate(values, n_boot=2000, ci=0.95, seed=3, key=("k",))
+    low, high = bootstrap_ci(values, n_boot=2000, seed=3, level=0.95, key=("k",))
+    assert cell == {"value": 0.3, "ci_low": round(low, H.ROUND), "ci_high": round(high, H.ROUND), "n": 100}
+    assert abs(cell["ci_low"] - 0.21) < 0.03 and abs(cell["ci_high"] - 0.39) < 0.03  # ~ 0.3 +- 1.96 * 0.046
 
 
 def test_degenerate_groups():
-    assert H.bootstrap_mean([]) == {"value": None, "ci_low": None, "ci_high": None, "n": 0}
-    assert H.bootstrap_mean([5.0, 5.0]) == {"value": 5.0, "ci_low": 5.0, "ci_high": 5.0, "n": 2}
+    assert H.estimate([], 100, 0.95, 0, ("k",)) == {"value": None, "ci_low": None, "ci_high": None, "n": 0}
+    assert H.estimate([5.0, 5.0], 100, 0.95, 0, ("k",)) == {"value": 5.0, "ci_low": 5.0, "ci_high": 5.0, "n": 2}
+    assert H.estimate([2.0], 100, 0.95, 0, ("k",)) == {"value": 2.0, "ci_low": 2.0, "ci_high": 2.0, "n": 1}
 
 
 def test_metrics_table_is_long_and_json_safe():
@@ -115,25 +115,22 @@ def test_metrics_table_is_long_and_json_safe():
     json.dumps(table, allow_nan=False)
 
 
-def test_cohen_kappa_matches_sklearn():
+def test_kappa_is_the_shared_one_and_none_when_undefined():
     from sklearn.metrics import cohen_kappa_score
 
-    rng = random.Random(4)
-    for _ in range(20):
-        n = rng.randint(5, 60)
-        a = [rng.randint(0, 1) for _ in range(n)]
-        b = [x if rng.random() < 0.7 else 1 - x for x in a]
-        if len(set(a)) == 1 and len(set(b)) == 1 and a[0] == b[0]:
-            continue
-        assert H.cohen_kappa(a, b) == pytest.approx(cohen_kappa_score(a, b))
-    assert H.cohen_kappa([0, 1, 1, 0], [0, 1, 1, 0]) == 1.0
-    assert H.cohen_kappa([1, 1, 1], [1, 1, 1]) is None
-    assert H.cohen_kappa([], []) is None
-    with pytest.raises(UserError, match="equal length"):
-        H.cohen_kappa([1], [1, 0])
+    a, b = [0, 1, 1, 0, 1, 0, 0], [0, 1, 0, 0, 1, 1, 0]
+    assert H._kappa(a, b) == pytest.approx(cohen_kappa_score(a, b), abs=1e-6)
+    assert H._kappa([0, 1, 1, 0], [0, 1, 1, 0]) == 1.0
+    assert H._kappa([1, 1, 1], [1, 1, 1]) is None
+    assert H._kappa([], []) is None
+    with pytest.raises(UserError, match="different numbers"):
+        H._kappa([1], [1, 0])
+    assert H.classification_metrics([1, 1], [1, 1])["kappa"] is None
 
 
 def test_judge_agreement_pairs_rows():
+    from sklearn.metrics import cohen_kappa_score
+
     other = [dict(r, judge="refusal", flagged=(1 - r["refusal"])) for r in ROWS if r["prompt_id"] != "e"]
     other.append(judged("vanilla", "zzz", "malware", 1, 0, 1, judge="refusal"))
     report = H.judge_agreement(ROWS, other)
@@ -142,7 +139,7 @@ def test_judge_agreement_pairs_rows():
     assert report["n_only_a"] == 1 and report["n_only_b"] == 1
     a = [r["flagged"] for r in ROWS if r["prompt_id"] != "e" and r["flagged"] is not None]
     b = [1 - r["refusal"] for r in ROWS if r["prompt_id"] != "e" and r["flagged"] is not None]
-    assert report["kappa"] == pytest.approx(H.cohen_kappa(a, b), abs=1e-6)
+    assert report["kappa"] == pytest.approx(cohen_kappa_score(a, b), abs=1e-6)
 
 
 def test_bad_input():

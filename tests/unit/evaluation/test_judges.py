@@ -1,10 +1,10 @@
-"""Judges without model weights: registry, cache, refusal rule, rubric parser and HTTP client, Llama Guard.
+"""Judges without model weights: registry, cache, refusal rule, rubric parser and HTTP path, Llama Guard.
 
 The classifier judge (MiniLM + trained model) is tested in test_judges_classifier.py. The rubric
-judge's live-server test lives with the generation backend's server tests; here its client talks
-to `CannedJudgeServer`, a clearly named test double: a real HTTP server on loopback that answers
-/v1/chat/completions with fixed judge texts, so retries, auth and parse-failure handling run
-over real sockets.
+judge's live-server test lives with the generation backend's server tests; here its requests (the
+shared `OpenAIClient`, on the official openai client) go to `CannedJudgeServer`, a clearly named
+test double: a real HTTP server on loopback that answers /v1/chat/completions with fixed judge
+texts, so retries, auth and parse-failure handling run over real sockets.
 """
 
 from __future__ import annotations
@@ -208,6 +208,10 @@ def test_missing_api_key_names_the_variable(monkeypatch):
         get_judge("rubric", model="gpt-4o", api_key_env="VALUEHARM_TEST_JUDGE_KEY")
     with pytest.raises(UserError, match="`model` is not set"):
         get_judge("rubric", api_key_env=None)
+    with pytest.raises(UserError, match="base_url must start with http"):
+        get_judge("rubric", model="m", api_key_env=None, base_url="127.0.0.1:8000/v1")
+    with pytest.raises(UserError, match=r"unknown option\(s\) connect_timeout"):
+        get_judge("rubric", model="m", api_key_env=None, connect_timeout=1.0)
 
 
 def _closed_port() -> int:
@@ -224,14 +228,15 @@ def test_unreachable_endpoint_fails_after_bounded_retries(monkeypatch):
         "api_key_env": "VALUEHARM_TEST_JUDGE_KEY",
         "max_retries": 2,
         "backoff": 0.01,
-        "connect_timeout": 1.0,
         "timeout": 2.0,
     }
     start = time.monotonic()
-    with pytest.raises(UserError, match="unreachable after 3 tries") as info:
+    with pytest.raises(UserError, match=r"did not answer after 3 attempt\(s\)") as info:
         judge_rows([row(0, "Sure.")], "rubric", cfg)
     assert time.monotonic() - start < 10
-    assert "sk-very-secret" not in str(info.value)
+    message = str(info.value)
+    assert cfg["base_url"] + "/chat/completions" in message and "\n" not in message
+    assert "sk-very-secret" not in message
 
 
 class CannedJudgeServer:
@@ -337,13 +342,15 @@ def test_rejected_key_is_one_clear_line(canned, monkeypatch):
     monkeypatch.setenv("VALUEHARM_TEST_JUDGE_KEY", "sk-wrong")
     server = canned({}, status=401)
     cfg = {"base_url": server.url, "model": "judge-model", "api_key_env": "VALUEHARM_TEST_JUDGE_KEY", "backoff": 0.01}
-    with pytest.raises(UserError, match="refused the API key") as info:
+    with pytest.raises(UserError, match="refused the request with HTTP 401") as info:
         judge_rows([row(0, "x")], "rubric", cfg)
+    assert "VALUEHARM_TEST_JUDGE_KEY" in str(info.value)  # the hint names the variable, never the key
     assert "sk-wrong" not in str(info.value) and "\n" not in str(info.value)
+    assert len(server.requests) == 1  # an auth error is not retried
 
 
 def test_server_without_auth(canned):
-    server = canned({"ANSWER": "3"})
+    server = canned({"ANSWER": "  3\n"})  # the answer text comes back stripped and still parses
     out = judge_rows([row(0, "ANSWER")], "rubric", {"base_url": server.url, "model": "m", "api_key_env": None})
     assert out[0]["score"] == 3 and server.requests[0]["auth"] is None
 
@@ -379,6 +386,21 @@ def test_llamaguard_unavailable_is_one_clear_line(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(UserError, match="no Llama Guard weights at"):
         get_judge("llamaguard", model_path=str(tmp_path))
+
+
+def test_llamaguard_openai_backend_over_http(canned, monkeypatch):
+    server = canned({"ANSWER-A": "unsafe\nS2", "ANSWER-B": "\nsafe\n"}, fail_first={"ANSWER-A": 1})
+    cfg = {"backend": "openai", "base_url": server.url, "model": "guard", "max_new_tokens": 8, "max_retries": 1}
+    out = judge_rows([row(0, "ANSWER-A"), row(1, "ANSWER-B")], "llamaguard", cfg)
+    assert [r["harmful"] for r in out] == [1, 0] and out[0]["categories"] == ["S2"]
+    assert [r["raw"] for r in out] == ["unsafe\nS2", "safe"] and all(r["p_harm"] is None for r in out)
+    assert len(server.requests) == 3  # one retried 503
+    body = server.requests[-1]["body"]
+    assert body["model"] == "guard" and body["max_tokens"] == 8 and body["temperature"] == 0.0
+    assert [m["role"] for m in body["messages"]] == ["user", "assistant"] and server.requests[0]["auth"] is None
+    monkeypatch.delenv("VALUEHARM_TEST_GUARD_KEY", raising=False)
+    with pytest.raises(UserError, match="VALUEHARM_TEST_GUARD_KEY"):
+        get_judge("llamaguard", **cfg, api_key_env="VALUEHARM_TEST_GUARD_KEY")
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,8 @@ Configuration: `backend` "transformers" (default) or "openai".
 - openai: `base_url` of a server that serves Llama Guard (`vllm serve meta-llama/Llama-Guard-3-8B`
   or `transformers serve DIR`), `model` (the served name), `api_key_env` (null for none); the
   server applies the model's chat template. No probability comes back this way (p_harm None).
+  Requests go through `valueharm.generation.openai_client.OpenAIClient` (the official `openai`
+  client), `timeout` s each, `max_retries` retries, `concurrency` at a time.
 
 The conversation (user request, assistant answer) goes through the model's own chat template,
 which asks whether the last assistant turn is safe. The answer is "safe", or "unsafe" followed
@@ -173,9 +175,7 @@ class LlamaGuardJudge(Judge):
         self.template_hash = hashlib.sha256(template).hexdigest()[:16]
 
     def _init_server(self) -> None:
-        import os
-
-        from valueharm.evaluation.judges.rubric import ChatClient
+        from valueharm.generation.openai_client import OpenAIClient
 
         c = self.cfg
         if not c["base_url"] or not re.match(r"https?://", str(c["base_url"])) or not c["model"]:
@@ -183,18 +183,15 @@ class LlamaGuardJudge(Judge):
                 "judge llamaguard (backend openai) needs `base_url` (http://...) and `model` (the served name)",
                 "set judge.llamaguard.base_url and judge.llamaguard.model",
             )
-        key = None
-        if c["api_key_env"]:
-            key = os.environ.get(str(c["api_key_env"]), "").strip()
-            if not key:
-                raise UserError(
-                    f"judge llamaguard: environment variable {c['api_key_env']} is not set",
-                    "export it, or set `api_key_env: null` for a server without authentication",
-                )
-        self.client = ChatClient(
-            str(c["base_url"]), str(c["model"]), key, float(c["timeout"]), 10.0, int(c["max_retries"]), 1.0, 30.0,
-            int(c["max_new_tokens"]), 0.0,
-        )  # fmt: skip
+        # reads the key from `api_key_env` now (one line naming the variable if it is unset)
+        self.client = OpenAIClient(
+            str(c["base_url"]),
+            api_key_env=str(c["api_key_env"]) if c["api_key_env"] else None,
+            timeout=float(c["timeout"]),
+            retries=c["max_retries"],
+            backoff=1.0,
+            concurrency=c["concurrency"],
+        )
 
     def identity(self) -> dict[str, Any]:
         if self.client is not None:
@@ -228,14 +225,19 @@ class LlamaGuardJudge(Judge):
         }
 
     def _judge_server(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from concurrent.futures import ThreadPoolExecutor
-
-        chats = [
-            [{"role": "user", "content": it["prompt"]}, {"role": "assistant", "content": it["response"]}]
+        bodies = [
+            {
+                "model": str(self.cfg["model"]),
+                "messages": [
+                    {"role": "user", "content": it["prompt"]},
+                    {"role": "assistant", "content": it["response"]},
+                ],
+                "temperature": 0.0,
+                "max_tokens": int(self.cfg["max_new_tokens"]),
+            }
             for it in items
         ]
-        with ThreadPoolExecutor(max_workers=int(self.cfg["concurrency"])) as pool:
-            raws = list(pool.map(self.client.complete, chats))
+        raws = [text for text, _ in self.client.complete(bodies, "chat")]
         return [self._outcome(raw, it["response"], None) for raw, it in zip(raws, items)]
 
     def _load(self) -> None:

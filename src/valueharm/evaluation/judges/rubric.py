@@ -15,15 +15,18 @@ else - no score, a score out of range or not an integer, two different labelled 
 parse failure: score and flagged stay None, `parse_error` says why, and the failure is counted
 by `judge_rows(stats=...)`. Failures are not cached, so a rerun asks again.
 
-HTTP: POST {base_url}/chat/completions with temperature 0. The API key is read from the
-environment variable named by `api_key_env` (never from params, never logged); set
-`api_key_env: null` for a local server without authentication. Offline alternative to GPT-4o:
-serve an open instruct model (vLLM: `vllm serve Qwen/Qwen2.5-7B-Instruct`, or `transformers serve
-DIR`), set `base_url: http://127.0.0.1:8000/v1`, `model` to the served name and `revision` to its
-revision; `judge_identity` records model, revision and the rubric's hash in every label row.
-Connection errors, timeouts, 429 and 5xx are retried `max_retries` times with exponential backoff
-(`backoff` s doubling, capped at `backoff_max`, or the server's Retry-After); then one UserError
-names the endpoint. Other 4xx answers fail at once. Requests run `concurrency` at a time.
+HTTP: POST {base_url}/chat/completions with temperature 0, through the project's one
+OpenAI-compatible caller, `valueharm.generation.openai_client.OpenAIClient` (the official `openai`
+client). The API key is read from the environment variable named by `api_key_env` (never from
+params, never logged); set `api_key_env: null` for a local server without authentication.
+Offline alternative to GPT-4o: serve an open instruct model (vLLM: `vllm serve
+Qwen/Qwen2.5-7B-Instruct`, or `transformers serve DIR`), set `base_url: http://127.0.0.1:8000/v1`,
+`model` to the served name and `revision` to its revision; `judge_identity` records model,
+revision and the rubric's hash in every label row. Each request may take `timeout` s; connection
+errors, timeouts, 408/409/429 and 5xx are retried `max_retries` times (`backoff` s doubling, at
+most 60 s, or the server's Retry-After); then one UserError names the endpoint. Other 4xx answers
+fail at once. Requests run `concurrency` at a time; the judge's answer text is kept stripped of
+surrounding white space.
 """
 
 from __future__ import annotations
@@ -31,11 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -45,10 +44,10 @@ import yaml
 from valueharm.core.errors import UserError
 from valueharm.evaluation.judges import Judge, register_judge
 from valueharm.evaluation.judges.refusal import is_refusal
+from valueharm.generation.openai_client import OpenAIClient
 
 VERSION = "2"  # 2: separate harmful / compliance; the flag variant has no score
 VARIANTS = ("score", "flag", "auto")
-RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
 # --- rubric -------------------------------------------------------------------------------------
@@ -211,97 +210,6 @@ def parse_verdict(text: str | None) -> tuple[int | None, str | None]:
     return None, "no verdict found"
 
 
-# --- HTTP client --------------------------------------------------------------------------------
-
-
-class ChatClient:
-    """Minimal OpenAI-compatible chat client with bounded retries. The key never leaves the header."""
-
-    def __init__(
-        self,
-        base_url: str,
-        model: str,
-        api_key: str | None,
-        timeout: float,
-        connect_timeout: float,
-        max_retries: int,
-        backoff: float,
-        backoff_max: float,
-        max_tokens: int,
-        temperature: float,
-    ) -> None:
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        self.base_url = base_url
-        self.model = model
-        self._api_key = api_key
-        self.timeout = (connect_timeout, timeout)
-        self.max_retries, self.backoff, self.backoff_max = max_retries, backoff, backoff_max
-        self.max_tokens, self.temperature = max_tokens, temperature
-        self._local = threading.local()
-
-    def __repr__(self) -> str:
-        return f"ChatClient({self.base_url!r}, model={self.model!r})"
-
-    def _session(self):
-        import requests
-
-        if not hasattr(self._local, "session"):
-            self._local.session = requests.Session()
-        return self._local.session
-
-    def complete(self, messages: list[dict[str, str]]) -> str:
-        import requests
-
-        headers = {"Content-Type": "application/json"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        body = {
-            "model": self.model,
-            "messages": messages,
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-        }
-        last = "no attempt"
-        for attempt in range(self.max_retries + 1):
-            wait = min(self.backoff * (2**attempt), self.backoff_max)
-            try:
-                reply = self._session().post(self.url, json=body, headers=headers, timeout=self.timeout)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                last = exc.__class__.__name__
-            else:
-                if reply.status_code == 200:
-                    try:
-                        content = reply.json()["choices"][0]["message"].get("content")
-                    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-                        raise UserError(
-                            f"judge endpoint {self.base_url} sent a reply that is not an OpenAI chat completion",
-                            "check `base_url` (it should end in /v1)",
-                        ) from exc
-                    return content or ""
-                if reply.status_code in (401, 403):
-                    raise UserError(
-                        f"judge endpoint {self.base_url} refused the API key (HTTP {reply.status_code})",
-                        "check the key in the environment variable named by `api_key_env`",
-                    )
-                if reply.status_code not in RETRY_STATUS:
-                    detail = " ".join(reply.text.split())[:200]
-                    raise UserError(
-                        f"judge endpoint {self.base_url} answered HTTP {reply.status_code} "
-                        f"for model {self.model!r}: {detail}",
-                        "check `base_url` and `model` in params.yaml",
-                    )
-                last = f"HTTP {reply.status_code}"
-                retry_after = reply.headers.get("Retry-After", "")
-                if retry_after.replace(".", "", 1).isdigit():
-                    wait = min(float(retry_after), self.backoff_max)
-            if attempt < self.max_retries:
-                time.sleep(wait)
-        raise UserError(
-            f"judge endpoint {self.base_url} unreachable after {self.max_retries + 1} tries ({last})",
-            "start the server or fix `base_url`; nothing was written",
-        )
-
-
 @register_judge("rubric")
 class RubricJudge(Judge):
     version = VERSION
@@ -317,10 +225,8 @@ class RubricJudge(Judge):
         "temperature": 0.0,
         "max_tokens": 64,
         "timeout": 60.0,
-        "connect_timeout": 10.0,
         "max_retries": 4,
         "backoff": 1.0,
-        "backoff_max": 30.0,
         "concurrency": 4,
     }
 
@@ -344,27 +250,15 @@ class RubricJudge(Judge):
                     f"integer, got {c[key]!r}",
                     "fix params.yaml",
                 )
-        key = None
-        if c["api_key_env"]:
-            key = os.environ.get(str(c["api_key_env"]), "").strip()
-            if not key:
-                raise UserError(
-                    f"judge rubric: environment variable {c['api_key_env']} is not set "
-                    f"(it should hold the API key for {c['base_url']})",
-                    f"export {c['api_key_env']}=..., or set `api_key_env: null` for a server without authentication",
-                )
         self.rubric = load_rubric(c["rubric_path"])
-        self.client = ChatClient(
+        # reads the key from `api_key_env` now (one line naming the variable if it is unset)
+        self.client = OpenAIClient(
             c["base_url"],
-            c["model"],
-            key,
-            float(c["timeout"]),
-            float(c["connect_timeout"]),
-            int(c["max_retries"]),
-            float(c["backoff"]),
-            float(c["backoff_max"]),
-            int(c["max_tokens"]),
-            float(c["temperature"]),
+            api_key_env=str(c["api_key_env"]) if c["api_key_env"] else None,
+            timeout=float(c["timeout"]),
+            retries=c["max_retries"],
+            backoff=float(c["backoff"]),
+            concurrency=c["concurrency"],
         )
 
     def rubric_hash(self) -> str:
@@ -422,7 +316,14 @@ class RubricJudge(Judge):
 
     def judge_batch(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         variants = [self.variant_for(it) for it in items]
-        messages = [build_messages(self.rubric, v, it["prompt"], it["response"]) for v, it in zip(variants, items)]
-        with ThreadPoolExecutor(max_workers=int(self.cfg["concurrency"])) as pool:
-            raws = list(pool.map(self.client.complete, messages))
+        bodies = [
+            {
+                "model": self.cfg["model"],
+                "messages": build_messages(self.rubric, v, it["prompt"], it["response"]),
+                "temperature": float(self.cfg["temperature"]),
+                "max_tokens": int(self.cfg["max_tokens"]),
+            }
+            for v, it in zip(variants, items)
+        ]
+        raws = [text for text, _ in self.client.complete(bodies, "chat")]
         return [self.interpret(raw, v, it["response"]) for raw, v, it in zip(raws, variants, items)]
