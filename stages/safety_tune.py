@@ -1,6 +1,8 @@
 """Stage safety_tune: LoRA on authored refusal/helpful pairs, merged -> artifacts/vanilla.
 
 With `safety_tune.enabled: false` (the paper preset) vanilla is the base model itself, by reference.
+Its refusal check generates in-process whatever `generate.backend` says: the weights it measures
+(before and after merging) exist only inside this stage until it writes them, so no server has them.
 """
 
 from dvclive import Live

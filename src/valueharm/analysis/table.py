@@ -51,15 +51,13 @@ _FALSE = {"0", "0.0", "false", "no"}
 
 
 def model_kind(name: str) -> str:
-    """The model's role by the package's naming: vanilla, icl-<profile>, control-<x>, <profile>."""
-    key = str(name).strip().lower()
-    if key == "vanilla":
-        return "vanilla"
-    if key.startswith(("icl-", "icl_")):
-        return "prompt_only"
-    if key.startswith(("control-", "control_")):
-        return "control"
-    return "value_aligned"
+    """The model's role in a results table, by the package's naming (profiles.study.model_kind);
+    tables from elsewhere may write the prefixes in any case or with `_` (icl_power)."""
+    from valueharm.profiles.study import model_kind as study_kind
+
+    key = re.sub(r"^(icl|control)_", r"\1-", str(name).strip().lower())
+    kind = study_kind(key)[0]
+    return {"vanilla": "vanilla", "icl": "prompt_only", "adapter": "value_aligned"}.get(kind, "control")
 
 
 # --------------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from valueharm.analysis.results import json_safe, records
 from valueharm.core.errors import UserError
 from valueharm.core.registry import closest
 from valueharm.core.values import HIGHER_ORDER, VALUES, members, normalise_key, resolve
+from valueharm.profiles.study import model_kind
 
 NAMES: tuple[str, ...] = VALUES + tuple(HIGHER_ORDER)
 _CLOSE = re.compile(r"^(?P<anchor>.+)-r(?P<rank>\d+)$")
@@ -131,7 +132,7 @@ def check_value_name(value: str, model_names: Sequence[str]) -> str:
     adapter is an extreme anchor (rank 0, whose target's argmax is its own anchor). A close or
     custom profile might still match by target argmax, so with one of those the focus stage decides.
     """
-    adapters = [n for n in model_names if n != "vanilla" and not n.startswith(("icl-", "control-"))]
+    adapters = [n for n in model_names if model_kind(n)[0] == "adapter"]
     anchors = [_anchor(n) for n in adapters]
     named = [a for a, _ in anchors if a]
     choices = ", ".join(v for v in NAMES if v in named) or ", ".join(NAMES)

@@ -13,7 +13,7 @@ from valueharm.core.errors import UserError
 from valueharm.core.registry import closest, unknown_name
 from valueharm.experiments.focus import check_value_name
 from valueharm.profiles.selection import profile_names
-from valueharm.profiles.study import CONTROLS
+from valueharm.profiles.study import CONTROLS, model_kind
 
 BACKENDS = ("hf", "openai")  # generate.backend (stages/generate.py)
 
@@ -30,8 +30,8 @@ def check_params(params: dict[str, Any]) -> dict[str, Any]:
     p = params.get("profiles") or {}
     names = set(profile_names(p.get("anchors", "all"), p.get("ranks", "all"), int(p.get("nearest", 10))))
     for model in models:
-        profile = model[len("icl-") :] if model.startswith("icl-") else model
-        if model == "vanilla" or model in CONTROLS:
+        kind, profile = model_kind(model)
+        if kind == "vanilla" or model in CONTROLS:
             continue
         if profile not in names:
             known = ["vanilla", *CONTROLS, *sorted(names), *(f"icl-{n}" for n in sorted(names))]

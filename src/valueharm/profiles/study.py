@@ -19,6 +19,22 @@ from valueharm.core.errors import UserError
 from valueharm.core.registry import closest
 
 CONTROLS = ("control-shuffled", "control-benign")
+ICL_PREFIX, CONTROL_PREFIX = "icl-", "control-"
+
+
+def model_kind(name: str) -> tuple[str, str | None]:
+    """(kind, profile named by the model) from the name alone: the package's only name parser.
+
+    vanilla -> ("vanilla", None); icl-<p> -> ("icl", p); control-<x> -> (control-<x>, None);
+    anything else -> ("adapter", name). Needs no manifest, so early checks and tables can use it.
+    """
+    if name == "vanilla":
+        return "vanilla", None
+    if name.startswith(ICL_PREFIX):
+        return "icl", name[len(ICL_PREFIX) :]
+    if name.startswith(CONTROL_PREFIX):
+        return name, None
+    return "adapter", name
 
 
 @dataclass(frozen=True)
@@ -60,23 +76,24 @@ def model_spec(name: str, manifest: dict[str, dict[str, Any]], control_profile: 
             )
         return {k: float(v) for k, v in manifest[profile]["scores"].items()}
 
-    if name == "vanilla":
-        return ModelSpec(name, "vanilla", None, None)
-    if name == "control-benign":
-        return ModelSpec(name, "control-benign", None, None)
-    if name == "control-shuffled":
+    kind, profile = model_kind(name)
+    if kind == "vanilla" or kind == "control-benign":
+        return ModelSpec(name, kind, None, None)
+    if kind == "control-shuffled":
         if not control_profile:
             raise UserError("control-shuffled needs study.control_profile", "set it to a profile name in params.yaml")
-        return ModelSpec(name, "control-shuffled", control_profile, profile_of(control_profile))
-    if name.startswith("icl-"):
-        profile = name[len("icl-") :]
-        return ModelSpec(name, "icl", profile, profile_of(profile))
-    return ModelSpec(name, "adapter", name, profile_of(name))
+        return ModelSpec(name, kind, control_profile, profile_of(control_profile))
+    if kind.startswith(CONTROL_PREFIX):
+        guess = closest(name, list(CONTROLS))
+        raise UserError(
+            f"unknown control {name!r}", (f"did you mean {guess}? " if guess else "") + "use " + " or ".join(CONTROLS)
+        )
+    return ModelSpec(name, kind, profile, profile_of(profile))
 
 
 def served_weights(name: str) -> str:
     """The weights a study model runs on: an `icl-` baseline on vanilla's (prompt-only), any other its own."""
-    return "vanilla" if name.startswith("icl-") else name
+    return "vanilla" if model_kind(name)[0] == "icl" else name
 
 
 def load_study_model(model_dir: str | Path, vanilla_dir: str | Path, dtype: str = "auto"):

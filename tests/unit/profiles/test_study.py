@@ -50,3 +50,29 @@ def test_study_needs_vanilla_and_no_duplicates():
         check_params(to_dict(validate_params({"study": {"models": ["hedonism"]}})))
     with pytest.raises(UserError, match="twice"):
         check_params(to_dict(validate_params({"study": {"models": ["vanilla", "hedonism", "hedonism"]}})))
+
+
+def test_model_kind_is_the_one_name_parser():
+    from valueharm.analysis.table import model_kind as table_kind
+    from valueharm.profiles.study import model_kind
+
+    assert model_kind("vanilla") == ("vanilla", None)
+    assert model_kind("icl-power-r01") == ("icl", "power-r01")
+    assert model_kind("control-shuffled") == ("control-shuffled", None)
+    assert model_kind("hedonism") == ("adapter", "hedonism")
+    assert [table_kind(n) for n in ("vanilla", "ICL_power", "control_benign", "power")] == [
+        "vanilla",
+        "prompt_only",
+        "control",
+        "value_aligned",
+    ]
+
+
+def test_an_unknown_control_names_the_known_ones():
+    import pytest
+
+    from valueharm.core.errors import UserError
+    from valueharm.profiles.study import model_spec
+
+    with pytest.raises(UserError, match="control-shuffled"):
+        model_spec("control-shufled", {"hedonism": {"scores": {}}}, "hedonism")
