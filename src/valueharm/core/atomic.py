@@ -106,9 +106,9 @@ def dumps_json(obj: Any) -> str:
 
 # Floats in metrics and report JSON (every JSON file written under reports/) are rounded to this
 # many significant digits, so that `dvc metrics diff` shows changes that matter and not float
-# noise (a loss that differs in the 7th digit between two CPUs). None = off: full precision, the
-# bytes written so far. Switching it on changes the bytes of reports/*.json once.
-REPORT_JSON_PRECISION: int | None = None
+# noise (a loss that differs in the 7th digit between two CPUs). None = off: full precision.
+# Artifacts (artifacts/, JSONL rows) keep full precision; only reports are rounded.
+REPORT_JSON_PRECISION: int | None = 6
 REPORTS_DIR = "reports"
 
 

@@ -25,19 +25,19 @@ def test_explicit_precision(tmp_path):
     assert json.loads((tmp_path / "m.json").read_text()) == {"loss": 2.06}
 
 
-def test_switch_is_off_by_default_and_rounds_only_reports(tmp_path, monkeypatch):
-    assert atomic.REPORT_JSON_PRECISION is None  # default: the bytes written so far
+def test_reports_are_rounded_to_six_digits_and_artifacts_are_not(tmp_path, monkeypatch):
+    assert atomic.REPORT_JSON_PRECISION == 6  # README, "What is reproducible"
     monkeypatch.chdir(tmp_path)
-    value = {"r": 0.30000000000000004}
-    write_json("reports/x.json", value)
-    assert "0.30000000000000004" in (tmp_path / "reports/x.json").read_text()
-    monkeypatch.setattr(atomic, "REPORT_JSON_PRECISION", 6)
+    value = {"r": 0.30000000000000004, "loss": 2.0123456789}
     write_json("reports/x.json", value)
     write_json("artifacts/y.json", value)
     write_json(tmp_path / "reports" / "z.json", value)
-    assert json.loads((tmp_path / "reports/x.json").read_text()) == {"r": 0.3}
-    assert json.loads((tmp_path / "reports/z.json").read_text()) == {"r": 0.3}
+    assert json.loads((tmp_path / "reports/x.json").read_text()) == {"r": 0.3, "loss": 2.01235}
+    assert json.loads((tmp_path / "reports/z.json").read_text()) == {"r": 0.3, "loss": 2.01235}
     assert "0.30000000000000004" in (tmp_path / "artifacts/y.json").read_text()  # artifacts keep full precision
+    monkeypatch.setattr(atomic, "REPORT_JSON_PRECISION", None)
+    write_json("reports/x.json", value)
+    assert "0.30000000000000004" in (tmp_path / "reports/x.json").read_text()
 
 
 def test_failed_write_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch):
