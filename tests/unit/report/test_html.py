@@ -259,7 +259,9 @@ def test_browser_click_through_to_one_cells_answers(page, browser, tmp_path):
     )
     browser.click(f'#harm-table a[href="#{other}"]')
     browser.wait_event("Page.navigatedWithinDocument")
-    assert browser.evaluate(f"document.getElementById({other!r}).offsetParent !== null")
+    # hashchange is dispatched as a task after the navigation event, so wait for its handler
+    assert browser.wait_for(f"document.getElementById({other!r}).offsetParent !== null")
+    assert browser.evaluate("document.getElementById('f-model').value") == ""
     browser.screenshot(tmp_path / "after-filter.png")
 
 
