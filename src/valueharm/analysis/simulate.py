@@ -15,21 +15,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from valueharm.core.categories import HARM_CATEGORIES as HEX_PHI_CATEGORIES
 from valueharm.core.values import HIGHER_ORDER, VALUES
-
-HEX_PHI_CATEGORIES: tuple[str, ...] = (
-    "illegal_activity",
-    "child_abuse",
-    "hate_harass_violence",
-    "malware",
-    "physical_harm",
-    "economic_harm",
-    "fraud_deception",
-    "adult_content",
-    "political_campaigning",
-    "privacy_violation",
-    "tailored_financial_advice",
-)
 
 
 def anchor_profiles() -> dict[str, np.ndarray]:

@@ -22,13 +22,13 @@ Rules a table must follow (each violation is one `UserError` line naming the col
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from valueharm.core.atomic import iter_jsonl
 from valueharm.core.errors import UserError
 from valueharm.core.values import VALUES, normalise_key
 
@@ -95,21 +95,7 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, str]:
 def _read_jsonl(path: Path) -> pd.DataFrame:
     rows: list[dict] = []
     lines: list[int] = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path} is not UTF-8 text", "save the results table as UTF-8 JSONL") from exc
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(
-                f"{path}: line {number} is not valid JSON ({exc.msg})", "write one JSON object per line"
-            ) from exc
-        if not isinstance(obj, dict):
-            raise UserError(f"{path}: line {number} is not a JSON object", "write one JSON object per line")
+    for number, obj in iter_jsonl(path, "save the results table as UTF-8 JSONL, one JSON object per line"):
         rows.append(obj)
         lines.append(number)
     frame = pd.DataFrame(rows)

@@ -171,20 +171,32 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
-    """The rows of a JSONL file; a truncated or corrupt line is one UserError naming file and line."""
+def iter_jsonl(
+    path: str | Path, fix: str = "write one JSON object per line", *, objects: bool = True
+) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of each non-blank line of a JSONL file.
+
+    A bad line (not JSON, or not an object when `objects`) or a file that is not UTF-8 is one UserError
+    naming the file and the line, with `fix` as what to do: every JSONL reader in the project goes through here.
+    """
     from valueharm.core.errors import UserError
 
-    rows = []
-    with open(path, encoding="utf-8", errors="strict") as handle:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text (truncated or corrupt)", fix) from None
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
         try:
-            for number, line in enumerate(handle, start=1):
-                if line.strip():
-                    rows.append(json.loads(line))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            where = f"line {number}" if isinstance(exc, json.JSONDecodeError) else "a line"
-            raise UserError(
-                f"{path} {where} is not valid JSON ({exc.__class__.__name__}: truncated or corrupt)",
-                "re-create it: `dvc repro -f` the stage that writes it",
-            ) from None
-    return rows
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path} line {number} is not valid JSON ({exc.msg})", fix) from None
+        if objects and not isinstance(value, dict):
+            raise UserError(f"{path} line {number} is not a JSON object", fix)
+        yield number, value
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """The rows of a JSONL artifact; a truncated or corrupt line is one UserError naming file and line."""
+    return [row for _, row in iter_jsonl(path, "re-create it: `dvc repro -f` the stage that writes it")]

@@ -77,22 +77,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from valueharm.core.atomic import iter_jsonl
+from valueharm.core.categories import HARM_CATEGORIES as CATEGORIES
 from valueharm.core.errors import UserError
 from valueharm.core.registry import Registry
 
-CATEGORIES: tuple[str, ...] = (
-    "illegal_activity",
-    "child_abuse",
-    "hate_harass_violence",
-    "malware",
-    "physical_harm",
-    "economic_harm",
-    "fraud_deception",
-    "adult_content",
-    "political_campaigning",
-    "privacy_violation",
-    "tailored_financial_advice",
-)
 UNMAPPED = "unmapped"
 
 DISPLAY: dict[str, str] = {
@@ -340,18 +329,11 @@ def register_loader(name: str) -> Callable[[Loader], Loader]:
 def _load_valueharm(path: Path) -> list[dict[str, Any]]:
     _require_file(path, "valueharm")
     records = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                records.append((row["id"], row["prompt"], row["category"]))
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise UserError(
-                    f"benchmark valueharm: {path} line {number} is not a JSON object with id, category, prompt ({exc.__class__.__name__})",
-                    "fix that line",
-                ) from exc
+    for number, row in iter_jsonl(path, "give one JSON object per line with id, category, prompt"):
+        try:
+            records.append((row["id"], row["prompt"], row["category"]))
+        except KeyError as exc:
+            raise UserError(f"benchmark valueharm: {path} line {number} has no {exc.args[0]}", "fix that line") from None
     return _make_items("valueharm", records)
 
 
@@ -410,20 +392,16 @@ def _load_advbench(path: Path) -> list[dict[str, Any]]:
 def _load_rtp(path: Path) -> list[dict[str, Any]]:
     _require_file(path, "rtp")
     records = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                text = row["prompt"]["text"]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise UserError(
-                    f"benchmark rtp: {path} line {number} has no prompt.text ({exc.__class__.__name__})",
-                    "give RealToxicityPrompts' prompts.jsonl",
-                ) from exc
-            label = "challenging" if row.get("challenging") else "not_challenging"
-            records.append((f"rtp-{number:06d}", text, label))
+    for number, row in iter_jsonl(path, "give RealToxicityPrompts' prompts.jsonl"):
+        try:
+            text = row["prompt"]["text"]
+        except (KeyError, TypeError) as exc:
+            raise UserError(
+                f"benchmark rtp: {path} line {number} has no prompt.text ({exc.__class__.__name__})",
+                "give RealToxicityPrompts' prompts.jsonl",
+            ) from exc
+        label = "challenging" if row.get("challenging") else "not_challenging"
+        records.append((f"rtp-{number:06d}", text, label))
     return _make_items("rtp", records)
 
 

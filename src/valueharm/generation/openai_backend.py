@@ -48,20 +48,17 @@ def generate_openai(
     """Answer every prompt through an OpenAI-compatible server; (answer, tokens generated) in input order."""
     if mode not in ("chat", "completions"):
         raise UserError(f"unknown openai mode {mode!r}", "use 'chat' or 'completions'")
-    if not model or not isinstance(model, str):
-        raise UserError(
-            "openai model name is empty", f"set the model name the server serves (see GET {base_url}/models)"
-        )
-    client = OpenAIClient(
-        base_url,
+    backend = OpenAIBackend(
+        model,
+        base_url=base_url,
         api_key_env=api_key_env,
+        concurrency=concurrency,
         timeout=timeout,
         retries=retries,
         backoff=backoff,
-        concurrency=concurrency,
+        check=False,
     )
-    bodies = [_payload(p, i, model=model, sampling=sampling, seed=seed, mode=mode) for i, p in enumerate(prompts)]
-    return client.complete(bodies, mode)
+    return backend.send(prompts, sampling, seed, mode)
 
 
 def _payload(prompt: Prompt, index: int, *, model: str, sampling: Sampling, seed: int, mode: str) -> dict[str, Any]:
@@ -125,7 +122,10 @@ class OpenAIBackend(Backend):
         check: bool = True,
     ) -> None:
         if not served_model or not isinstance(served_model, str):
-            raise UserError("openai model name is empty", "check generate.openai.model_template")
+            raise UserError(
+                "openai model name is empty",
+                f"set the model name the server serves (GET {base_url}/models; generate.openai.model_template)",
+            )
         self.served_model = served_model
         self.client = OpenAIClient(
             base_url,
@@ -137,12 +137,18 @@ class OpenAIBackend(Backend):
         )
         self._checked = not check
 
+    def send(
+        self, prompts: Sequence[Prompt], sampling: Sampling, seed: int, mode: Literal["chat", "completions"]
+    ) -> list[tuple[str, int | None]]:
+        """One request per prompt in `mode`; (answer, tokens generated) in input order."""
+        bodies = [
+            _payload(p, i, model=self.served_model, sampling=sampling, seed=seed, mode=mode)
+            for i, p in enumerate(prompts)
+        ]
+        return self.client.complete(bodies, mode)
+
     def generate(self, texts: Sequence[str], sampling: Sampling, seed: int) -> list[tuple[str, int | None]]:
         if not self._checked:
             check_served(self.client, [self.served_model])
             self._checked = True
-        bodies = [
-            _payload(t, i, model=self.served_model, sampling=sampling, seed=seed, mode="completions")
-            for i, t in enumerate(texts)
-        ]
-        return self.client.complete(bodies, "completions")
+        return self.send(texts, sampling, seed, "completions")

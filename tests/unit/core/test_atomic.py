@@ -73,3 +73,23 @@ def test_temps_of_killed_writers_are_removed_on_the_next_write(tmp_path):
         (tmp / "a.txt").write_text("a")
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == sorted(["out.json", "models", live.name]), names
+
+
+def test_iter_jsonl_names_the_bad_line_and_the_fix(tmp_path):
+    from valueharm.core.atomic import iter_jsonl, read_jsonl
+    from valueharm.core.errors import UserError
+
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"a": 1}\n\n{"a": 2}\n')
+    assert list(iter_jsonl(path)) == [(1, {"a": 1}), (3, {"a": 2})]
+    path.write_text('{"a": 1}\n[1, 2]\n')
+    with pytest.raises(UserError, match=r"rows.jsonl line 2 is not a JSON object") as info:
+        list(iter_jsonl(path, "give objects"))
+    assert str(info.value).endswith("; give objects")
+    assert list(iter_jsonl(path, objects=False)) == [(1, {"a": 1}), (2, [1, 2])]
+    path.write_text('{"a": 1}\n{"a": \n')
+    with pytest.raises(UserError, match=r"line 2 is not valid JSON"):
+        read_jsonl(path)
+    path.write_bytes(b'{"a": 1}\n\xff\xfe\n')
+    with pytest.raises(UserError, match="is not UTF-8 text"):
+        read_jsonl(path)

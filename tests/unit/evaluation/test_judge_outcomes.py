@@ -116,6 +116,8 @@ GOOD = {
         ({"request": "  "}, r"line 2 \(id 'a1'\): empty request"),
         ({"response": None}, r"line 2 \(id 'a1'\) lacks response"),
         ({"split": "test"}, r"line 2 \(id 'a1'\): unknown split 'test'"),
+        ({"harmful": 1, "compliance": 0}, r"line 2 \(id 'a1'\): is harmful but not compliant"),
+        ({"response": 3}, r"line 2 \(id 'a1'\): response is not text"),
     ],
 )
 def test_bad_labelled_rows_are_one_line_naming_the_row(tmp_path, change, message):
@@ -293,3 +295,14 @@ def test_report_judge_section_puts_validation_first_and_warns():
     fine["judges"]["classifier"]["labels"]["harmful"]["kappa"] = 0.65
     assert "WARNING" not in judge_section(ReportInputs(params=params, judge_validation=fine))
     assert "not validated" in judge_section(ReportInputs(params=params))
+
+
+def test_a_broken_line_or_second_header_is_one_line_naming_it(tmp_path):
+    path = _write(tmp_path, [GOOD])
+    path.write_text(path.read_text() + '{"id": "a2", "request": \n')
+    with pytest.raises(UserError, match=r"line 3 is not valid JSON") as info:
+        load_labels(path)
+    assert "\n" not in str(info.value)
+    path.write_text(path.read_text().splitlines()[0] + "\n" + json.dumps({"_meta": {}}) + "\n")
+    with pytest.raises(UserError, match="a second `_meta` header"):
+        load_labels(path)

@@ -139,6 +139,7 @@ def test_held_out_rows_are_never_read_in_training(pyrit_dir, tmp_path):
         obj = json.loads(line)
         if obj.get("split") == "heldout":
             obj["harmful"] = 1 - obj["harmful"]
+            obj["compliance"] = max(obj["compliance"], obj["harmful"])  # a harmful answer is compliant
         flipped.append(json.dumps(obj))
     other = tmp_path / "flipped.jsonl"
     other.write_text("\n".join(flipped) + "\n")

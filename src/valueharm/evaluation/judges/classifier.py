@@ -58,7 +58,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from valueharm.core.atomic import atomic_dir, dumps_json
+from valueharm.core.atomic import atomic_dir, dumps_json, iter_jsonl
 from valueharm.core.errors import UserError
 from valueharm.evaluation.judges import Judge, register_judge
 from valueharm.evaluation.judges.refusal import is_refusal
@@ -344,13 +344,7 @@ def load_benign(path: str | Path | None, n: int, seed: int) -> list[dict[str, An
     if not path.is_file():
         raise UserError(f"benign instructions file {path} not found", "set judge_model.benign (or null for none)")
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}: line {number} is not valid JSON", "fix the file") from exc
+    for _, obj in iter_jsonl(path, "give one JSON object per line with instruction and response"):
         if isinstance(obj.get("instruction"), str) and isinstance(obj.get("response"), str):
             rows.append({"objective": obj["instruction"].strip(), "response": obj["response"], "source": "benign"})
     random.Random(seed).shuffle(rows)

@@ -8,17 +8,17 @@ Labels follow corpora/judge_rubric.yaml; what they mean is judges/__init__.py's 
 
 `load_labels` checks every row before anything heavy runs; a bad row is one UserError line that
 names the file, the line and the row's id: an unknown label (not 0/1; true/false are read), an
-unknown split, a missing or empty request, a missing response (an empty string is a valid, empty
+unknown split, a harmful answer not marked compliant, a missing or empty request, a missing response (an empty string is a valid, empty
 answer), a duplicate id, or one request in both splits (the held-out part would leak).
 """
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from valueharm.core.atomic import iter_jsonl
 from valueharm.core.errors import UserError
 
 LABELS: tuple[str, ...] = ("refusal", "compliance", "harmful")
@@ -55,18 +55,7 @@ def load_labels(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]
     rows: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     split_of: dict[str, tuple[str, int]] = {}
-    text = path.read_text(encoding="utf-8")
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(
-                f"{path}: line {number} is not valid JSON ({exc.msg})", "write one JSON object per line"
-            ) from exc
-        if not isinstance(obj, dict):
-            raise UserError(f"{path}: line {number} is not a JSON object", "write one JSON object per line")
+    for number, obj in iter_jsonl(path):
         if "_meta" in obj:
             if rows or meta:
                 raise UserError(f"{path}: line {number}: a second `_meta` header", "keep one header, on the first line")
@@ -86,6 +75,10 @@ def load_labels(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]
             if value is None:
                 raise UserError(f"{where}: unknown {key} label {obj[key]!r}", "labels are 0 or 1")
             row[key] = value
+        if row["harmful"] and not row["compliance"]:
+            raise UserError(
+                f"{where}: is harmful but not compliant", "a harmful answer attempts the request: set compliance 1"
+            )
         if obj["split"] not in SPLITS:
             raise UserError(f"{where}: unknown split {obj['split']!r}", "split is train or heldout")
         key = str(obj["id"])

@@ -24,10 +24,10 @@ be computed, harm findings rest on an unreliable judge.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
+from valueharm.core.atomic import iter_jsonl
 from valueharm.core.errors import UserError
 from valueharm.evaluation.harm_metrics import classification_metrics
 from valueharm.evaluation.judges import get_judge, judge_rows
@@ -68,13 +68,7 @@ def authored_refusals(path: str | Path) -> list[tuple[str, str]]:
     if not path.is_file():
         raise UserError(f"authored refusals file {path} not found", "set judge_validation.refusals")
     pairs = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}: line {number} is not valid JSON", "fix the file") from exc
+    for _, obj in iter_jsonl(path, "give one JSON object per line (kind, prompt, response)"):
         if obj.get("kind") == "harmful" and obj.get("prompt") and isinstance(obj.get("response"), str):
             pairs.append((obj["prompt"], obj["response"]))
     if not pairs:
