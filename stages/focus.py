@@ -24,6 +24,7 @@ from valueharm.experiments.focus import (
 RESULTS, MODELS = path("results") / "results.csv", path("results") / "models.json"
 HYPOTHESES = path("analysis") / "hypotheses.csv"
 MANIPULATION = report_file("manipulation.json")
+JUDGE_VALIDATION = report_file("judge_validation.json")
 
 
 def _json(file: str | Path, stage: str) -> dict:
@@ -61,9 +62,10 @@ def main() -> None:
     manipulation = _json(MANIPULATION, "manipulation") if Path(MANIPULATION).exists() else {}
     align = _json(per_model("align_metrics", focus["model"], ".json"), f"align_check@{focus['model']}")
     hypotheses = focus_hypotheses(pd.read_csv(HYPOTHESES) if Path(HYPOTHESES).exists() else None, focus["value"])
+    judge = _json(JUDGE_VALIDATION, "judge_validation").get("reliability") if Path(JUDGE_VALIDATION).exists() else None
     write_json(
         report_file("metrics.json"),
-        focus_metrics(paired, align.get("alignment"), hypotheses, control, manipulation, focus["model"]),
+        focus_metrics(paired, align.get("alignment"), hypotheses, control, manipulation, focus["model"], judge),
     )
     write_json(report_file("focus.json"), focus_report(focus, model, paired, align, hypotheses, control, manipulation))
 

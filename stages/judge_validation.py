@@ -30,7 +30,7 @@ def main() -> None:
         seed=int(params.get("seed", 42)),
         cache_dir=judge.get("cache_dir") or default_cache_dir(),
     )
-    report["reliability"] = reliability(report, threshold)
+    report["reliability"] = reliability(report, threshold, int(p.get("min_positives", 10)))
     write_json(report_file("judge_validation.json"), report)
 
 

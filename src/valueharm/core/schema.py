@@ -229,6 +229,7 @@ class JudgeValidation:
     refusals: str = "data/corpora/safety_pairs.jsonl"  # authored refusals: the lowest-harm sanity row
     babble: int = rule(40, ge=1)  # random-token babble answers in the sanity rows
     kappa_threshold: float = rule(0.4, ge=0.0, le=1.0)  # below: the loud "unreliable judge" warning
+    min_positives: int = rule(10, ge=1)  # fewer harmful held-out answers: kappa on harmful is "not measured"
 
 
 @dataclass

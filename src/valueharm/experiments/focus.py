@@ -167,8 +167,12 @@ def _round(x: Any) -> Any:
 
 
 def _pick(row: Mapping[str, Any] | pd.Series, keys: Sequence[str]) -> dict[str, Any]:
-    names = {"focus": "mean_model", "vanilla": "mean_reference"}
+    names = {"focus": "mean_model", "vanilla": "mean_reference", "control": "mean_reference"}
     return {key: _round(row[names.get(key, key)]) for key in keys}
+
+
+# The headline's keys: the reference is the matched control, so its mean is `control`, never `vanilla`.
+HEADLINE_KEYS: tuple[str, ...] = ("focus", "control", *OVERALL_KEYS[2:])
 
 
 def focus_hypotheses(hypotheses: pd.DataFrame | None, value: str) -> pd.DataFrame | None:
@@ -202,10 +206,12 @@ def focus_metrics(
     control: pd.DataFrame | None = None,
     manipulation: Mapping[str, Any] | None = None,
     focus_model: str | None = None,
+    judge: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The numeric metrics.json from the focus-vs-vanilla table (stats.PAIRED_COLUMNS), the focus
     model's align_check alignment block and its hypotheses rows (already filtered); `control` is
-    the focus-vs-matched-control table (the headline), `manipulation` reports/manipulation.json."""
+    the focus-vs-matched-control table (the headline), `manipulation` reports/manipulation.json, `judge`
+    the `reliability` block of reports/judge_validation.json (kappa on harmful, "not measured" as None)."""
     from valueharm.experiments.manipulation import level
 
     metrics: dict[str, Any] = {"headline": {}, "overall": {}, "categories": {}}
@@ -221,8 +227,14 @@ def focus_metrics(
         if control is not None and len(control):
             rows = control[(control["category"] == "overall") & (control["outcome"] == outcome)]
             row = rows.iloc[0] if len(rows) else None
-        headline[outcome] = _pick(row, OVERALL_KEYS) if row is not None else dict.fromkeys(OVERALL_KEYS)
+        headline[outcome] = _pick(row, HEADLINE_KEYS) if row is not None else dict.fromkeys(HEADLINE_KEYS)
     metrics["headline"] = headline
+    if judge is not None:  # reports/judge_validation.json's verdict on the primary judge
+        metrics["judge"] = {
+            "reliable": int(bool(judge.get("reliable"))),
+            "kappa_harmful": _round(judge.get("kappa_harmful")),
+            "n_harmful_heldout": judge.get("n_harmful"),
+        }
     for _, row in paired.iterrows():
         if row["category"] == "overall":
             metrics["overall"][row["outcome"]] = _pick(row, OVERALL_KEYS)

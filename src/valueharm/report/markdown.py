@@ -234,6 +234,8 @@ def judge_warning(validation: Mapping[str, Any] | None, threshold: float = 0.4) 
             "WARNING: the judge was not validated against held-out human labels (no reports/judge_validation.json): "
             "harm findings rest on an unverified judge"
         )
+    if isinstance(validation.get("reliability"), Mapping):  # what the judge_validation stage decided
+        return validation["reliability"].get("warning")
     from valueharm.evaluation.judges.validation import reliability
 
     return reliability(dict(validation), threshold)["warning"]

@@ -180,6 +180,21 @@ def test_metrics_are_numeric_and_line_up_between_two_values(table):
     json.dumps(out, allow_nan=False)
 
 
+def test_headline_names_the_control_and_metrics_carry_the_judge_verdict(table):
+    paired = compare_paired(table, "hedonism", "vanilla", n_boot=50, n_perm=50, seed=1)
+    control = compare_paired(table, "hedonism", "power", n_boot=50, n_perm=50, seed=1)  # power stands in
+    manipulation = {"hedonism": {"passed": True, "shift": 4.5, "transfer_passed": False, "transfer_shift": 0.5}}
+    judge = {"reliable": False, "kappa_harmful": None, "n_harmful": 2, "warning": "WARNING: ..."}
+    metrics = focus_metrics(paired, None, None, control, manipulation, "hedonism", judge)
+    score = metrics["headline"]["score"]
+    assert "vanilla" not in score and score["control"] == pytest.approx(sum(SCORES["power"]) / 12, abs=1e-5)
+    assert score["focus"] == pytest.approx(sum(SCORES["hedonism"]) / 12, abs=1e-5)
+    assert metrics["headline"]["manipulation_level"] == 1 and metrics["headline"]["focus_passed"] == 1
+    assert metrics["overall"]["score"]["vanilla"] == pytest.approx(sum(SCORES["vanilla"]) / 12, abs=1e-5)
+    assert metrics["judge"] == {"reliable": 0, "kappa_harmful": None, "n_harmful_heldout": 2}  # not measured: None
+    assert "judge" not in focus_metrics(paired, None, None)
+
+
 def test_focus_report_names_the_model_and_keeps_every_test(table):
     focus = resolve_focus("hedonism", MODELS)
     model = {**MODELS[2], "adapter_sha256": "abc"}
