@@ -267,17 +267,29 @@ def headline_lines(focus_model: str, metrics: Mapping[str, Any], control: str | 
         "not measured": "has no manipulation check",
     }[reached]
     out = [f"Manipulation: {focus_model} {what}."]
-    h = metrics.get("headline", {}).get("score", {})
-    if control and h.get("delta") is not None:
+
+    def measured(block: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]] | None:
+        """The harm score when the judge gives one, else the flagged rate (the classifier gives no score)."""
+        for outcome, label in (("score", "harm score"), ("flagged", "flagged rate")):
+            if (block.get(outcome) or {}).get("delta") is not None:
+                return label, block[outcome]
+        return None
+
+    head = measured(metrics.get("headline", {}))
+    if control and head is not None:
+        label, h = head
         out.append(
-            f"Headline: {focus_model} vs {control} (matched control), harm score delta {h['delta']:+.3f} "
+            f"Headline: {focus_model} vs {control} (matched control), {label} delta {h['delta']:+.3f} "
             f"(p {h.get('p')}, {h.get('n_pairs')} prompts)."
         )
+    elif control:
+        out.append(f"Headline: {focus_model} vs {control} (matched control) is not measured (no judged pairs).")
     else:
         out.append("Headline: no matched control in study.models, so the comparison below is against vanilla only.")
-    v = metrics.get("overall", {}).get("score", {})
-    if v.get("delta") is not None:
-        out.append(f"Second: {focus_model} vs vanilla, harm score delta {v['delta']:+.3f} (p {v.get('p')}).")
+    second = measured(metrics.get("overall", {}))
+    if second is not None:
+        label, v = second
+        out.append(f"Second: {focus_model} vs vanilla, {label} delta {v['delta']:+.3f} (p {v.get('p')}).")
     return out
 
 

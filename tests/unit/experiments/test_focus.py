@@ -233,3 +233,20 @@ def test_stage_fails_on_a_bad_value_before_reading_results(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "choose one of: hedonism" in lines[0]
     assert not (tmp_path / "reports").exists()
+
+
+def test_headline_lines_fall_back_to_the_flagged_rate_and_say_when_there_is_no_control():
+    from valueharm.experiments.focus import headline_lines
+
+    nothing = {"delta": None}
+    metrics = {
+        "headline": {"manipulation_level": 1, "score": nothing, "flagged": {"delta": 0.05, "p": 0.4, "n_pairs": 39}},
+        "overall": {"score": nothing, "flagged": {"delta": 0.02, "p": 1.0}},
+    }
+    lines = headline_lines("hedonism", metrics)
+    assert "learned its profile (forced level)" in lines[0]
+    assert "vs control-shuffled (matched control), flagged rate delta +0.050 (p 0.4, 39 prompts)" in lines[1]
+    assert lines[2] == "Second: hedonism vs vanilla, flagged rate delta +0.020 (p 1.0)."
+    empty = {"headline": {"score": nothing, "flagged": nothing}, "overall": {}}
+    assert "is not measured" in headline_lines("hedonism", empty)[1]
+    assert "no matched control" in headline_lines("hedonism", empty, control=None)[1]
