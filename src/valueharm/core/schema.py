@@ -148,7 +148,9 @@ class Train:
     ag: ArgumentGeneration = field(default_factory=ArgumentGeneration)
     lora: Lora = field(default_factory=lambda: Lora(r=8, alpha=32, dropout=0.1, top_layers=12))
     stage1: Optimiser = field(default_factory=lambda: Optimiser(lr=2.0e-3, max_steps=6))
-    stage2: Optimiser = field(default_factory=lambda: Optimiser(lr=2.0e-3, max_steps=4))
+    # stage 2 at 60 steps of 8: the smallest measured budget at which the default's value adapters pass
+    # the manipulation check (README, "The value manipulation"); 4 steps of 4 never did
+    stage2: Optimiser = field(default_factory=lambda: Optimiser(lr=2.0e-3, batch_size=8, max_steps=60))
     # stage-2 high (4..6) and low (1..3) answers 50/50 (a deviation from the study: an extreme
     # profile's targets are 9 in 10 "1"); none: as the study
     qa_balance: Literal["balanced", "none"] = "balanced"
