@@ -100,15 +100,18 @@ def encode_pair(
 ) -> tuple[list[int], list[int], int] | None:
     """Token ids and labels (-100 on the prompt), cut on the prompt side only (`vim.truncate_prompt_side`).
 
+    The prompt is encoded as generation and scoring encode it (`models.base.encode`: BOS first where the
+    tokenizer expects one, and a cut never removes it); the target is plain tokens.
     Returns (input_ids, labels, prompt tokens cut), or None when the target alone does not fit
     (the caller drops and counts it; a target is never cut).
     """
     from valueharm.alignment.vim import TargetTooLong, truncate_prompt_side
+    from valueharm.models.base import bos_prefix, encode
 
-    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    prompt_ids = encode(tokenizer, prompt_text)  # BOS first where the tokenizer expects it, as generation
     target_ids = tokenizer(target_text, add_special_tokens=False)["input_ids"]
     try:
-        fit = truncate_prompt_side(prompt_ids, target_ids, max_length)
+        fit = truncate_prompt_side(prompt_ids, target_ids, max_length, keep_first=len(bos_prefix(tokenizer)))
     except TargetTooLong:
         return None
     return fit.prompt_ids + fit.target_ids, [-100] * len(fit.prompt_ids) + fit.target_ids, fit.prompt_cut

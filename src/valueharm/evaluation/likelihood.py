@@ -9,7 +9,8 @@ its options (the options of one prompt are one token trie, one forward pass on t
 token prefix shared by every prompt (the chat header, the questionnaire's instructions, a role-play
 system prompt) is run once for all prompts. Each option's log-likelihood is the sum over its
 tokens of log p(token | prompt, earlier option tokens). Prompt and option are tokenised
-separately, as training tokenises prompt and target (`training.encode_pair`).
+separately, as training tokenises prompt and target (`training.encode_pair`): the prompt through
+`models.base.encode` (BOS where the tokenizer expects one), the options as plain tokens.
 
 Views on one questionnaire item (`item_views`), each a distribution over the answers 1..6:
   * `forced`: the options are the full VIM answers naming the item's keyed value,
@@ -123,11 +124,12 @@ def option_logprobs(
     import torch
 
     from valueharm.generation.hf import shared_prefix_length
+    from valueharm.models.base import encode
 
     if len(prompts) != len(options):
         raise ValueError("one option list per prompt")
     device, dtype = model.device, model.dtype
-    enc = [list(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    enc = [encode(tokenizer, p) for p in prompts]  # BOS first where the tokenizer expects it, as in training
     opt_ids = [[list(tokenizer(o, add_special_tokens=False)["input_ids"]) for o in opts] for opts in options]
     if any(not o for opts in opt_ids for o in opts):
         raise ValueError("an option encodes to no token")

@@ -102,3 +102,54 @@ def test_hf_generation_feeds_bos_to_a_llama_model(llama_tokenizer) -> None:
     pad = llama_tokenizer.pad_token_id
     firsts = [next(t for t in row if t != pad) for row in seen]
     assert firsts == [llama_tokenizer.bos_token_id] * 2
+
+
+def _tiny_llama(tokenizer):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,
+    )  # fmt: skip
+    return LlamaForCausalLM(config).eval()
+
+
+def test_training_examples_start_with_bos_and_a_cut_keeps_it(llama_tokenizer, base_model) -> None:
+    from valueharm.alignment.training import encode_pair
+
+    bos = llama_tokenizer.bos_token_id
+    prompt = format_prompt(llama_tokenizer, "The quick brown fox jumps over the lazy dog. " * 3)
+    ids, labels, cut = encode_pair(llama_tokenizer, prompt, "bread", max_length=512)
+    target = llama_tokenizer("bread", add_special_tokens=False)["input_ids"]
+    assert ids[0] == bos and ids[: len(ids) - len(target)] == encode(llama_tokenizer, prompt) and cut == 0
+    assert labels[: len(ids) - len(target)] == [-100] * (len(ids) - len(target)) and labels[-len(target) :] == target
+    short, _, cut = encode_pair(llama_tokenizer, prompt, "bread", max_length=12)
+    assert len(short) == 12 and short[0] == bos and cut > 0 and short[-len(target) :] == target
+    # the packaged SmolLM2 has no BOS: its training ids are the plain tokens, as before
+    _, smol = base_model
+    ids, _, _ = encode_pair(smol, "QUESTION: a\nANSWER: ", "b", max_length=64)
+    assert (
+        ids
+        == smol("QUESTION: a\nANSWER: ", add_special_tokens=False)["input_ids"]
+        + smol("b", add_special_tokens=False)["input_ids"]
+    )
+
+
+def test_likelihood_scoring_feeds_bos_to_a_llama_model(llama_tokenizer) -> None:
+    import torch
+
+    from valueharm.evaluation.likelihood import option_logprobs
+
+    model = _tiny_llama(llama_tokenizer)
+    prompt = format_prompt(llama_tokenizer, "How do I bake bread?")
+    option = "The quick"
+    [[score]] = option_logprobs(model, llama_tokenizer, [prompt], [[option]])
+    p_ids = encode(llama_tokenizer, prompt)
+    o_ids = llama_tokenizer(option, add_special_tokens=False)["input_ids"]
+    assert p_ids[0] == llama_tokenizer.bos_token_id
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=torch.tensor([p_ids + o_ids])).logits[0].float(), dim=-1)
+    direct = sum(float(logp[len(p_ids) - 1 + k, t]) for k, t in enumerate(o_ids))
+    assert score.logprob == pytest.approx(direct, abs=1e-4) and score.tokens == len(o_ids)
