@@ -11,7 +11,15 @@ from dvclive import Live
 
 from valueharm.alignment.examples import benign_examples, check_seeds, model_seeds, vim_examples
 from valueharm.alignment.icl import icl_prompt
-from valueharm.alignment.training import LoraSettings, TrainSettings, add_lora, pop_perf, settings_from, train_lora
+from valueharm.alignment.training import (
+    LoraSettings,
+    TrainSettings,
+    add_lora,
+    pop_perf,
+    save_adapter,
+    settings_from,
+    train_lora,
+)
 from valueharm.core.atomic import atomic_dir, write_json
 from valueharm.core.params import load_params, run_stage, section, seed_everything
 from valueharm.core.paths import model_dir, path, per_model, perf_file
@@ -100,7 +108,7 @@ def _train_one(name, spec, p, params, replicate: int, folder, torch) -> dict:
             perf.update({f"{stage}_{key}": value for key, value in pop_perf(result).items()})
             results.append(result)
     folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder, safe_serialization=True)
+    save_adapter(model, folder)  # canonical adapter_config.json: byte-identical across processes
     torch.set_grad_enabled(False)
     return {
         "seed": replicate,

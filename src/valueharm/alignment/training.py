@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from valueharm.core.errors import UserError
@@ -410,6 +411,25 @@ def train_lora(
 
 
 PERF_KEYS = ("tokens_per_second", "train_seconds", "padding_fraction")
+
+
+def save_adapter(model, folder: str | Path) -> None:
+    """`save_pretrained` as safetensors, then adapter_config.json in a canonical form.
+
+    peft keeps `target_modules` as a set, so the saved list follows the interpreter's string hash
+    seed and the same adapter got a different adapter_config.json (and DVC hash) in every other
+    process; sorted lists and keys make the folder byte-identical for the same training.
+    """
+    import json
+
+    folder = Path(folder)
+    model.save_pretrained(folder, safe_serialization=True)
+    for config in folder.rglob("adapter_config.json"):
+        data = json.loads(config.read_text(encoding="utf-8"))
+        for key in ("target_modules", "modules_to_save", "layers_to_transform"):
+            if isinstance(data.get(key), list):
+                data[key] = sorted(data[key], key=str)
+        config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def pop_perf(result: dict[str, Any]) -> dict[str, float]:

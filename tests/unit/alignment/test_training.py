@@ -195,3 +195,36 @@ def test_packed_batches_give_the_padded_gradients(base_model_dir):
     flat = {mode: torch.cat([g.flatten() for g in grads[mode].values()]) for mode in grads}
     assert float(flat["padded"].abs().max()) > 0
     assert float((flat["packed"] - flat["padded"]).norm() / flat["padded"].norm()) < 1e-4
+
+
+SAVE_SCRIPT = """
+import sys, torch
+from transformers import LlamaConfig, LlamaForCausalLM
+from valueharm.alignment.training import LoraSettings, add_lora, save_adapter
+torch.manual_seed(0)
+config = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                     num_attention_heads=2, num_key_value_heads=1)
+model = add_lora(LlamaForCausalLM(config), LoraSettings(r=2, alpha=4, dropout=0.0,
+                 target_modules=["v_proj", "q_proj", "o_proj", "k_proj"]))
+save_adapter(model, sys.argv[1])
+"""
+
+
+def test_saved_adapter_config_is_the_same_whatever_the_hash_seed(tmp_path):
+    """peft stores target_modules as a set: its saved order followed PYTHONHASHSEED, so one adapter got
+    a different adapter_config.json (and DVC hash) from run to run."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    texts = set()
+    for seed in ("1", "2", "3"):
+        out = tmp_path / f"seed-{seed}"
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, "-c", SAVE_SCRIPT, str(out)], env=env, check=True, capture_output=True)
+        texts.add((out / "adapter_config.json").read_text())
+        weights = (out / "adapter_model.safetensors").read_bytes()
+    assert len(texts) == 1
+    assert json.loads(texts.pop())["target_modules"] == ["k_proj", "o_proj", "q_proj", "v_proj"]
+    assert weights  # safetensors written
