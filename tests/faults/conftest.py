@@ -1,9 +1,8 @@
 """Fault injection: what an interrupted, concurrent or starved run leaves behind.
 
 The DVC-based checks run on a copy of the repository with the smoke preset cut to two models
-(`vanilla`, `hedonism`). Tests marked `slow` (the kill points during generate and report, which
-need the whole pipeline) are skipped unless VALUEHARM_SLOW=1, so that `make test` stays fast;
-`make test PYTEST_ARGS="tests/faults"` with VALUEHARM_SLOW=1 runs all of them.
+(`vanilla`, `hedonism`). The kill points run in `make test`; the two-repros check is marked `slow`
+(VALUEHARM_SLOW=1 runs it) while its expected DVC behaviour is undecided.
 """
 
 from __future__ import annotations

@@ -2,13 +2,14 @@
 
 - kill -9 of `dvc repro` (DVC and its stage, the whole process group) during train, generate,
   judge and report, then a plain rerun: the rerun re-runs the killed stage, dvc.lock records the
-  same output hashes as the uninterrupted run, and no temporary file of our writers is left;
+  same output hashes as the uninterrupted run, and no temporary file of our writers is left in the work tree (core/atomic.py keeps them under
+  .dvc/tmp/valueharm, where the next write sweeps a killed writer's);
 - two `dvc repro` at once: the second fails with DVC's lock message and corrupts nothing.
 
-The reference is the uninterrupted `dvc repro judge@hedonism` (and, for the slow report kill
+The reference is the uninterrupted `dvc repro judge@hedonism` (and, for the report kill
 point, the whole pipeline). Each kill point forces one stage (`dvc repro -f -s STAGE`), kills it
-mid-work and reruns. Kill points during train and judge run in `make test`; generate and report
-are marked `slow` (VALUEHARM_SLOW=1 runs them).
+mid-work and reruns. Every kill point runs in `make test` (about 3 minutes on
+2 cores); the two-repros check is `slow` and xfail (see its reason).
 """
 
 from __future__ import annotations
@@ -80,6 +81,14 @@ def kill_during(
     return trigger
 
 
+def mid_stage(repo: Path, perf_stem: str) -> float:
+    """Half the stage's own run time in the reference run (reports/perf/<stem>.json, this machine): a kill
+    point inside the stage's work however fast the machine is."""
+    import json
+
+    return 0.5 * float(json.loads((repo / "reports" / "perf" / f"{perf_stem}.json").read_text())["total_s"])
+
+
 def rerun_matches(repo: Path, stage: str, target: str | None, reference: dict) -> None:
     proc = run(["dvc", "repro", *([target] if target else [])], repo)
     # the killed stage runs again, or DVC restores its outputs from the run-cache
@@ -91,27 +100,22 @@ def rerun_matches(repo: Path, stage: str, target: str | None, reference: dict) -
     assert "up to date" in status, status
 
 
-@pytest.mark.slow
 def test_kill_during_train(fault_repo, reference, tmp_path):
     trigger = kill_during(fault_repo, "train@hedonism", tmp_path / "log", temp_in=("artifacts/models",))
     assert trigger == "temporary output present"
     rerun_matches(fault_repo, "train@hedonism", TARGET, reference)
 
 
-@pytest.mark.slow
 def test_kill_during_judge(fault_repo, reference, tmp_path):
-    # The judge logs its cache statistics after judging and just before writing its outputs.
-    kill_during(fault_repo, TARGET, tmp_path / "log", text="judge@hedonism: {", delay=60)
+    kill_during(fault_repo, TARGET, tmp_path / "log", delay=mid_stage(fault_repo, "judge-hedonism"))
     rerun_matches(fault_repo, TARGET, TARGET, reference)
 
 
-@pytest.mark.slow
 def test_kill_during_generate(fault_repo, reference, tmp_path):
-    kill_during(fault_repo, "generate@hedonism", tmp_path / "log", delay=8)
+    kill_during(fault_repo, "generate@hedonism", tmp_path / "log", delay=mid_stage(fault_repo, "generate-hedonism"))
     rerun_matches(fault_repo, "generate@hedonism", TARGET, reference)
 
 
-@pytest.mark.slow
 def test_kill_during_report(fault_repo, full_reference, tmp_path):
     trigger = kill_during(fault_repo, "report", tmp_path / "log", temp_in=("reports",), delay=30)
     assert trigger

@@ -87,7 +87,6 @@ def fresh_copy(repo_root, default_data, tmp_path_factory) -> Path:
 
 
 @pytest.mark.integration
-@pytest.mark.slow
 def test_readme_commands_work_as_written(repo_root, fresh_copy, tmp_path):
     cmds = readme_commands(repo_root / "README.md")
     body = script(cmds)

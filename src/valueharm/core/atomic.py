@@ -3,10 +3,13 @@
 DVC caches whatever a stage leaves behind, so an interrupted stage must not leave a half file.
 Each helper writes to a temporary sibling and renames it into place (rename is atomic on POSIX).
 
-A process killed with SIGKILL cannot clean up, so temporary siblings carry the writer's pid
-(`.<name>.<pid>-<random>.tmp`) and the next write of the same path removes those whose process
-is gone: a `dvc repro` killed at any point and rerun leaves no temporary files behind. A write
-that fails (ENOSPC, a full disk) removes its temporary file and leaves the old file untouched.
+A process killed with SIGKILL cannot clean up, so temporary files carry the writer's pid
+(`.<name>.<pid>-<random>.tmp`) and later writes remove those whose process is gone. Inside a DVC
+repository (the stages' working directory) they are written under `.dvc/tmp/valueharm/` when that
+is on the same filesystem as the target (the rename stays atomic), never in the work tree: a rerun
+that DVC serves from its run-cache runs none of our code, and a killed writer's partial folder must
+not be left beside the outputs. Elsewhere they are siblings of the target. A write that fails
+(ENOSPC, a full disk) removes its temporary file and leaves the old file untouched.
 """
 
 from __future__ import annotations
@@ -34,13 +37,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temps(path: Path) -> list[Path]:
-    """Remove temporary siblings of `path` left by writers that no longer run (killed ones)."""
+TEMP_HOME = Path(".dvc") / "tmp" / "valueharm"
+
+
+def _remove_dead(folder: Path, pattern: re.Pattern) -> list[Path]:
     removed = []
-    if not path.parent.is_dir():
+    if not folder.is_dir():
         return removed
-    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)-[^/]*\.tmp$")
-    for entry in path.parent.iterdir():
+    for entry in folder.iterdir():
         match = pattern.match(entry.name)
         if not match or _alive(int(match.group(1))):
             continue
@@ -52,13 +56,44 @@ def remove_stale_temps(path: Path) -> list[Path]:
     return removed
 
 
+def temp_home(path: Path) -> Path:
+    """Where temporary files for `path` go: `.dvc/tmp/valueharm/` of the DVC repository in the working
+    directory when `path` lies inside it on the same filesystem, else `path`'s own folder."""
+    root = Path.cwd()
+    if not (root / ".dvc").is_dir():
+        return path.parent
+    try:
+        path.parent.resolve().relative_to(root.resolve())
+    except ValueError:
+        return path.parent
+    home = root / TEMP_HOME
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        if os.stat(home).st_dev == os.stat(path.parent).st_dev:  # e.g. artifacts/ linked to another disk
+            return home
+    except OSError:
+        pass
+    return path.parent
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove temporary files of writers that no longer run (killed ones): siblings of `path`, and any
+    in the repository's temp home."""
+    removed = _remove_dead(path.parent, re.compile(rf"^\.{re.escape(path.name)}\.(\d+)-[^/]*\.tmp$"))
+    home = temp_home(path)
+    if home != path.parent:
+        removed += _remove_dead(home, re.compile(r"^\..+\.(\d+)-[^/]*\.tmp$"))
+    return removed
+
+
 def _tmp_sibling(path: Path, directory: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
+    home = temp_home(path)
     prefix = f".{path.name}.{os.getpid()}-"
     if directory:
-        return Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=path.parent))
-    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
+        return Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=home))
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=home)
     os.close(fd)
     return Path(name)
 
@@ -159,7 +194,9 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         except OSError as exc:  # e.g. a model save that filled the disk
             raise _disk_full(path, exc) from exc
         os.chmod(tmp, 0o755)  # mkdtemp creates 0700
-        old = path.with_name(f".{path.name}.old")  # also one left by a writer killed between the renames
+        # the replaced folder, named like a temp of this pid: a writer killed between the renames leaves it
+        # where the next write's stale sweep finds it
+        old = tmp.with_name(f".{path.name}.{os.getpid()}-old.tmp")
         if old.exists():
             shutil.rmtree(old)
         if path.exists():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -65,7 +66,7 @@ def test_temps_of_killed_writers_are_removed_on_the_next_write(tmp_path):
     (tmp_path / f".out.json.{pid}-abc.tmp").write_text("half")
     (tmp_path / f".models.{pid}-xyz.tmp").mkdir()
     (tmp_path / f".models.{pid}-xyz.tmp" / "half.bin").write_bytes(b"\0")
-    (tmp_path / ".models.old").mkdir()  # killed between atomic_dir's two renames
+    (tmp_path / f".models.{pid}-old.tmp").mkdir()  # killed between atomic_dir's two renames
     live = tmp_path / f".out.json.{os.getpid()}-live.tmp"  # a writer that still runs: kept
     live.write_text("busy")
     write_json(tmp_path / "out.json", {"v": 1})
@@ -93,3 +94,30 @@ def test_iter_jsonl_names_the_bad_line_and_the_fix(tmp_path):
     path.write_bytes(b'{"a": 1}\n\xff\xfe\n')
     with pytest.raises(UserError, match="is not UTF-8 text"):
         read_jsonl(path)
+
+
+def test_in_a_dvc_repository_temps_live_under_dvc_tmp_and_dead_ones_go(tmp_path, monkeypatch):
+    """A rerun that DVC serves from its run-cache runs none of our code, so a killed writer's partial
+    output must never sit in the work tree: inside a DVC repository it is under .dvc/tmp/valueharm."""
+    import subprocess
+    import sys
+
+    from valueharm.core.atomic import TEMP_HOME, atomic_dir
+
+    (tmp_path / ".dvc").mkdir()
+    monkeypatch.chdir(tmp_path)
+    home = tmp_path / TEMP_HOME
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    home.mkdir(parents=True)
+    (home / f".hedonism.{dead.stdout.strip()}-abc.tmp").mkdir()  # a killed train's partial adapter
+    with atomic_dir(Path("artifacts/models/hedonism")) as tmp:
+        assert tmp.parent == home.resolve() or tmp.parent == home
+        (tmp / "adapter.bin").write_bytes(b"w")
+        assert list(Path("artifacts/models").iterdir()) == []  # nothing half-written beside the outputs
+    write_json(Path("reports/x.json"), {"v": 1})
+    assert (tmp_path / "artifacts/models/hedonism/adapter.bin").read_bytes() == b"w"
+    assert list(home.iterdir()) == []  # the dead writer's folder was swept, ours renamed into place
+    with atomic_dir(Path("artifacts/models/hedonism")) as tmp:  # replacing an existing folder
+        (tmp / "adapter.bin").write_bytes(b"v2")
+    assert (tmp_path / "artifacts/models/hedonism/adapter.bin").read_bytes() == b"v2"
+    assert list(home.iterdir()) == [] and sorted(p.name for p in Path("artifacts/models").iterdir()) == ["hedonism"]
