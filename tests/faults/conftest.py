@@ -73,9 +73,13 @@ def wait_for_text(log: Path, text: str, proc: subprocess.Popen, timeout: float =
 
 
 def lock_outs(repo: Path) -> dict[str, dict[str, str]]:
-    """stage -> {out path: md5} from dvc.lock (the output hashes a rerun must reproduce)."""
+    """stage -> {out path: md5} from dvc.lock (the output hashes a rerun must reproduce); timings
+    (reports/perf/*) are left out: they differ in every run by design (README, "What is reproducible")."""
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    return {stage: {o["path"]: o.get("md5") for o in body.get("outs", [])} for stage, body in lock["stages"].items()}
+    return {
+        stage: {o["path"]: o.get("md5") for o in body.get("outs", []) if not o["path"].startswith("reports/perf/")}
+        for stage, body in lock["stages"].items()
+    }
 
 
 def leftover_temps(repo: Path) -> list[str]:

@@ -21,6 +21,7 @@ import pytest
 
 from .conftest import kill_group, leftover_temps, lock_outs, run, start, wait_for_text
 
+TEMPS = ".dvc/tmp/valueharm"  # where our writers keep their temporary files inside a DVC repo (core/atomic.py)
 TARGET = "judge@hedonism"  # validate, base_model, safety_tune, profiles, train, benchmarks, generate, judge
 
 
@@ -38,11 +39,19 @@ def full_reference(fault_repo, reference) -> dict:
 
 
 def temps_under(repo: Path, folders: tuple[str, ...]) -> list[Path]:
+    """Temporary files of writers that run now (a killed writer's leftover, swept later, does not count)."""
+    import re
+
+    from valueharm.core.atomic import _alive
+
     out = []
     for folder in folders:
         base = repo / folder
         if base.is_dir():
-            out += [p for p in base.rglob("*.tmp")]
+            for p in base.rglob("*.tmp"):
+                match = re.match(r"^\..+\.(\d+)-[^/]*\.tmp$", p.name)
+                if match and _alive(int(match.group(1))):
+                    out.append(p)
     return out
 
 
@@ -101,12 +110,19 @@ def rerun_matches(repo: Path, stage: str, target: str | None, reference: dict) -
 
 
 def test_kill_during_train(fault_repo, reference, tmp_path):
-    trigger = kill_during(fault_repo, "train@hedonism", tmp_path / "log", temp_in=("artifacts/models",))
+    trigger = kill_during(fault_repo, "train@hedonism", tmp_path / "log", temp_in=(TEMPS,))
     assert trigger == "temporary output present"
     rerun_matches(fault_repo, "train@hedonism", TARGET, reference)
 
 
 def test_kill_during_judge(fault_repo, reference, tmp_path):
+    import shutil
+
+    import yaml
+
+    # an empty judge cache, so that the forced run judges every answer again as the reference run did
+    cache = yaml.safe_load((fault_repo / "params.yaml").read_text())["judge"]["cache_dir"]
+    shutil.rmtree(cache, ignore_errors=True)
     kill_during(fault_repo, TARGET, tmp_path / "log", delay=mid_stage(fault_repo, "judge-hedonism"))
     rerun_matches(fault_repo, TARGET, TARGET, reference)
 
@@ -117,7 +133,9 @@ def test_kill_during_generate(fault_repo, reference, tmp_path):
 
 
 def test_kill_during_report(fault_repo, full_reference, tmp_path):
-    trigger = kill_during(fault_repo, "report", tmp_path / "log", temp_in=("reports",), delay=30)
+    trigger = kill_during(
+        fault_repo, "report", tmp_path / "log", temp_in=(TEMPS,), delay=mid_stage(fault_repo, "report")
+    )
     assert trigger
     rerun_matches(fault_repo, "report", None, full_reference)
 
