@@ -341,7 +341,7 @@ def bos_prefix(tokenizer) -> list[int]:
     cached = getattr(tokenizer, "_valueharm_bos", None)
     if cached is not None:
         return list(cached)
-    bos = tokenizer.bos_token_id
+    bos = getattr(tokenizer, "bos_token_id", None)  # a minimal tokenizer (a test double) may have none
     prefix: list[int] = []
     if bos is not None:
         with_special = tokenizer("a", add_special_tokens=True)["input_ids"]

@@ -85,9 +85,10 @@ PROMPTS = ["What is the capital of France?", "Name a primary colour.", "What is 
 
 
 def test_bf16_and_fp32_give_the_same_greedy_answers(base_model_dir, base_model):
-    """Tolerance: the greedy answers (12 new tokens) agree on their first 2 tokens for every prompt and
+    """Tolerance: the greedy answers (12 new tokens) agree on their first token for every prompt and
     exactly for at least 2 of the 4 prompts; bf16 rounding flips near-tie tokens (measured: "The primary
-    colours are" vs "The primary colour is" at token 4)."""
+    colours are" vs "The primary colour is" at token 4 on one CPU; "Hello there, ..." vs "Hello! ..." at
+    token 2 on an AMD EPYC with native AVX-512-BF16)."""
     fp32_model, tokenizer = base_model
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # emulated bf16 on CPUs without it: slow, still correct
@@ -99,7 +100,7 @@ def test_bf16_and_fp32_give_the_same_greedy_answers(base_model_dir, base_model):
     bf16 = generate_texts(bf16_model, tokenizer, texts, sampling, batch_size=4)
     assert all(n > 0 for _, n in bf16)
     for (a, _), (b, _) in zip(fp32, bf16):
-        assert tokenizer(a)["input_ids"][:2] == tokenizer(b)["input_ids"][:2], (a, b)
+        assert tokenizer(a)["input_ids"][:1] == tokenizer(b)["input_ids"][:1], (a, b)
     assert sum(a == b for (a, _), (b, _) in zip(fp32, bf16)) >= 2, list(zip(fp32, bf16))
 
 
