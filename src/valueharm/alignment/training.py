@@ -422,6 +422,8 @@ def save_adapter(model, folder: str | Path) -> None:
     """
     import json
 
+    from valueharm.core.atomic import write_json
+
     folder = Path(folder)
     model.save_pretrained(folder, safe_serialization=True)
     for config in folder.rglob("adapter_config.json"):
@@ -429,7 +431,7 @@ def save_adapter(model, folder: str | Path) -> None:
         for key in ("target_modules", "modules_to_save", "layers_to_transform"):
             if isinstance(data.get(key), list):
                 data[key] = sorted(data[key], key=str)
-        config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        write_json(config, data)  # canonical JSON (sorted keys), as every file the project writes
 
 
 def pop_perf(result: dict[str, Any]) -> dict[str, float]:

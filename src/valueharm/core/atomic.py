@@ -76,11 +76,11 @@ def temp_home(path: Path) -> Path:
     return path.parent
 
 
-def remove_stale_temps(path: Path) -> list[Path]:
+def remove_stale_temps(path: Path, home: Path | None = None) -> list[Path]:
     """Remove temporary files of writers that no longer run (killed ones): siblings of `path`, and any
-    in the repository's temp home."""
+    in the repository's temp home (`temp_home(path)` unless given)."""
     removed = _remove_dead(path.parent, re.compile(rf"^\.{re.escape(path.name)}\.(\d+)-[^/]*\.tmp$"))
-    home = temp_home(path)
+    home = temp_home(path) if home is None else home
     if home != path.parent:
         removed += _remove_dead(home, re.compile(r"^\..+\.(\d+)-[^/]*\.tmp$"))
     return removed
@@ -88,8 +88,8 @@ def remove_stale_temps(path: Path) -> list[Path]:
 
 def _tmp_sibling(path: Path, directory: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(path)
     home = temp_home(path)
+    remove_stale_temps(path, home)
     prefix = f".{path.name}.{os.getpid()}-"
     if directory:
         return Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=home))
