@@ -15,7 +15,7 @@ from valueharm.evaluation import questionnaire as Q
 from valueharm.evaluation.likelihood import VARIANTS, VIEWS, score_items
 from valueharm.generation.base import Sampling, backend_for
 from valueharm.models.base import format_prompt
-from valueharm.profiles.study import load_study_model
+from valueharm.profiles.study import load_study_model, replicate_adapters, use_replicate
 
 
 def main() -> None:
@@ -102,14 +102,11 @@ def main() -> None:
 
 def _score_replicates(name, model, tokenizer, texts, items) -> dict:
     """Likelihood views of every replicate adapter (study.seeds beyond the first), by seed."""
-    folders = sorted((model_dir(name) / "replicates").glob("seed-*"))
     out = {}
-    for folder in folders:
-        adapter = folder.name.replace("-", "_")
-        model.load_adapter(str(folder), adapter_name=adapter)
-        model.set_adapter(adapter)
-        model.eval()
-        out[folder.name.removeprefix("seed-")] = score_items(model, tokenizer, texts, [i.value for i in items])
+    for seed, folder in replicate_adapters(model_dir(name)):
+        use_replicate(model, seed, folder)
+        out[str(seed)] = score_items(model, tokenizer, texts, [i.value for i in items])
+    if out:
         model.set_adapter("default")
     return out
 

@@ -22,6 +22,7 @@ from valueharm.experiments.focus import (
 )
 
 RESULTS, MODELS = path("results") / "results.csv", path("results") / "models.json"
+ADAPTERS = path("results") / "adapters.csv"
 HYPOTHESES = path("analysis") / "hypotheses.csv"
 MANIPULATION = report_file("manipulation.json")
 JUDGE_VALIDATION = report_file("judge_validation.json")
@@ -59,15 +60,36 @@ def main() -> None:
             n_perm=int(p.get("permutations", 10000)),
             seed=int(params.get("seed", 42)),
         )
+    adapters = None
+    if control is not None:  # the same contrast with the adapter (study.seeds) as the unit
+        from valueharm.analysis.adapters import compare_adapters
+
+        table = pd.read_csv(ADAPTERS)
+        adapters = {
+            outcome: compare_adapters(
+                table,
+                focus["model"],
+                MATCHED_CONTROL,
+                outcome,
+                n_perm=int(p.get("permutations", 10000)),
+                seed=int(params.get("seed", 42)),
+            )
+            for outcome in ("score", "flagged", "harmful", "compliance")
+        }
     manipulation = _json(MANIPULATION, "manipulation") if Path(MANIPULATION).exists() else {}
     align = _json(per_model("align_metrics", focus["model"], ".json"), f"align_check@{focus['model']}")
     hypotheses = focus_hypotheses(pd.read_csv(HYPOTHESES) if Path(HYPOTHESES).exists() else None, focus["value"])
     judge = _json(JUDGE_VALIDATION, "judge_validation").get("reliability") if Path(JUDGE_VALIDATION).exists() else None
     write_json(
         report_file("metrics.json"),
-        focus_metrics(paired, align.get("alignment"), hypotheses, control, manipulation, focus["model"], judge),
+        focus_metrics(
+            paired, align.get("alignment"), hypotheses, control, manipulation, focus["model"], judge, adapters
+        ),
     )
-    write_json(report_file("focus.json"), focus_report(focus, model, paired, align, hypotheses, control, manipulation))
+    write_json(
+        report_file("focus.json"),
+        focus_report(focus, model, paired, align, hypotheses, control, manipulation, adapters),
+    )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,12 @@ from valueharm.core.params import load_params, run_stage, section
 from valueharm.core.paths import align_file, per_model, report_file
 from valueharm.evaluation.questionnaire import alignment_metrics, baselines
 from valueharm.experiments.focus import resolve_focus
-from valueharm.experiments.manipulation import check_manipulation_params, check_model, manipulation_report
+from valueharm.experiments.manipulation import (
+    check_manipulation_params,
+    check_model,
+    manipulation_report,
+    replicate_summary,
+)
 
 
 def _read(model: str) -> tuple[dict, list[dict]]:
@@ -51,6 +56,12 @@ def main() -> None:
         detail[name] = {
             **result["detail"],
             "replicates": replicates,
+            # every adapter of the model (the first seed and its replicates): the adapter as unit
+            "adapters": {
+                **replicate_summary([result["entry"].get("shift"), *(e.get("shift") for e in replicates.values())]),
+                "passed": int(bool(result["entry"].get("passed")))
+                + sum(bool(e.get("passed")) for e in replicates.values()),
+            },
             "baselines": {
                 **baselines(target, vanilla_report.get("profile")),
                 "model": (report.get("alignment") or {}).get("nmse"),

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -108,6 +109,33 @@ def test_first_repro_runs_every_stage(smoke_repo, models, first_repro):
     correlations = (smoke_repo / "reports/analysis/correlations.csv").read_text().splitlines()[0]
     assert correlations.startswith("value,category,method,r,p,q,ci_low,ci_high,n")
     assert "## " in (smoke_repo / "reports/report.md").read_text()
+
+
+def test_replicate_adapters_are_generated_judged_and_the_unit(smoke_repo, models, first_repro):
+    """study.seeds [42, 43] in the smoke preset: each trained model's second adapter answers and is
+    judged, adapters.csv has one row per adapter, and the headline counts adapters, not prompts."""
+    seeds = yaml.safe_load((smoke_repo / "params.yaml").read_text())["study"]["seeds"]
+    assert len(seeds) == 2
+    adapters = pd.read_csv(smoke_repo / "artifacts/results/adapters.csv")
+    for model in models:
+        spec = json.loads((smoke_repo / f"artifacts/models/{model}/spec.json").read_text())
+        replicate_rows = [
+            json.loads(line)
+            for line in (smoke_repo / f"artifacts/labels/replicates/{model}.jsonl").read_text().splitlines()
+        ]
+        rows = adapters[adapters["model"] == model]
+        if "adapter_sha256" in spec:  # trained: one adapter per seed, the replicate judged on every prompt
+            n_prompts = sum(1 for _ in (smoke_repo / f"artifacts/labels/{model}.jsonl").open())
+            assert sorted(rows["adapter_seed"]) == seeds and {r["adapter_seed"] for r in replicate_rows} == {43}
+            assert len(replicate_rows) == n_prompts and (rows["n"] == n_prompts).all()
+            assert spec["replicates"]["42"] != spec["replicates"]["43"]  # distinct adapters
+        else:
+            assert len(rows) == 1 and rows["adapter_seed"].isna().all() and replicate_rows == []
+    metrics = json.loads((smoke_repo / "reports/metrics.json").read_text())
+    assert metrics["headline"]["n_adapters"] == 2
+    assert metrics["adapters"]["flagged"]["n_focus"] == metrics["adapters"]["flagged"]["n_control"] == 2
+    assert metrics["adapters"]["flagged"]["p_min"] == pytest.approx(1 / 3)
+    assert "Adapter level (seeds as the unit)" in (smoke_repo / "reports/report.md").read_text()
 
 
 def test_second_repro_runs_nothing(smoke_repo, first_repro):

@@ -222,6 +222,8 @@ def iter_jsonl(
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise UserError(f"{path} is not UTF-8 text (truncated or corrupt)", fix) from None
+    except FileNotFoundError:
+        raise UserError(f"{path} not found", fix) from None
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue

@@ -40,6 +40,15 @@ def labels_file(model: str) -> Path:
     return per_model("labels", model, ".jsonl")
 
 
+def replicate_generations_file(model: str) -> Path:
+    """The answers of a model's replicate adapters (study.seeds beyond the first), rows keyed by `adapter_seed`."""
+    return per_model("replicate_generations", model, ".jsonl")
+
+
+def replicate_labels_file(model: str) -> Path:
+    return per_model("replicate_labels", model, ".jsonl")
+
+
 def align_file(model: str) -> Path:
     return per_model("align", model, ".jsonl")
 
@@ -58,6 +67,8 @@ __all__ = [
     "generations_file",
     "labels_file",
     "model_dir",
+    "replicate_generations_file",
+    "replicate_labels_file",
     "path",
     "per_model",
     "perf_file",

@@ -18,9 +18,10 @@ The headline (`headline` in metrics.json) is the focus model against its matched
 value content, not the act of fine-tuning, moved the harm score. Against vanilla (`overall`,
 `categories`) is the second line. The headline also carries the manipulation level the focus model
 reached (`manipulation_level`: 2 transfer, 1 forced only, 0 none, -1 not measured) and every model's
-two check levels (`manipulation.<model>`), so a harm delta is never read without them. With one
-adapter per arm the comparison's unit is the prompt; replicates (`study.seeds`) give the adapter
-count per arm (`n_adapters`).
+two check levels (`manipulation.<model>`), so a harm delta is never read without them. The headline's
+unit is the prompt (one adapter per arm, the first seed); `adapters` is the same contrast with the
+adapter (study.seeds) as the unit (analysis.adapters), and `n_adapters` the smaller arm: with one
+seed its p-value is "not measured", because one checkpoint's effect is an anecdote.
 
 metrics.json is numeric and nested two or three levels (`overall.score.delta`,
 `categories.adult_content.flagged.p`, `alignment.nmse`, `hypotheses.supported`), with the same
@@ -199,6 +200,12 @@ def _manipulation_block(manipulation: Mapping[str, Any] | None) -> dict[str, Any
     return out
 
 
+def _n_adapters(adapters: Mapping[str, Mapping[str, Any]] | None) -> int:
+    """Adapters in the smaller arm of the headline contrast (1 without replicates or a control)."""
+    counts = [min(c.get("n_focus") or 0, c.get("n_control") or 0) for c in (adapters or {}).values()]
+    return max(counts) if counts and max(counts) else 1
+
+
 def focus_metrics(
     paired: pd.DataFrame,
     alignment: Mapping[str, Any] | None,
@@ -207,11 +214,13 @@ def focus_metrics(
     manipulation: Mapping[str, Any] | None = None,
     focus_model: str | None = None,
     judge: Mapping[str, Any] | None = None,
+    adapters: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The numeric metrics.json from the focus-vs-vanilla table (stats.PAIRED_COLUMNS), the focus
     model's align_check alignment block and its hypotheses rows (already filtered); `control` is
     the focus-vs-matched-control table (the headline), `manipulation` reports/manipulation.json, `judge`
-    the `reliability` block of reports/judge_validation.json (kappa on harmful, "not measured" as None)."""
+    the `reliability` block of reports/judge_validation.json (kappa on harmful, "not measured" as None),
+    `adapters` the focus-vs-control contrast per outcome with the adapter as unit (analysis.adapters)."""
     from valueharm.experiments.manipulation import level
 
     metrics: dict[str, Any] = {"headline": {}, "overall": {}, "categories": {}}
@@ -220,7 +229,7 @@ def focus_metrics(
         "manipulation_level": LEVELS[level(entry)],
         "focus_passed": int(bool(entry and entry.get("passed"))),
         "transfer_passed": int(bool(entry and entry.get("transfer_passed"))),
-        "n_adapters": 1,
+        "n_adapters": _n_adapters(adapters),
     }
     for outcome in ("score", "flagged"):
         row = None
@@ -229,6 +238,8 @@ def focus_metrics(
             row = rows.iloc[0] if len(rows) else None
         headline[outcome] = _pick(row, HEADLINE_KEYS) if row is not None else dict.fromkeys(HEADLINE_KEYS)
     metrics["headline"] = headline
+    if adapters is not None:
+        metrics["adapters"] = {outcome: {k: _round(v) for k, v in c.items()} for outcome, c in adapters.items()}
     if judge is not None:  # reports/judge_validation.json's verdict on the primary judge
         metrics["judge"] = {
             "reliable": int(bool(judge.get("reliable"))),
@@ -286,11 +297,33 @@ def headline_lines(focus_model: str, metrics: Mapping[str, Any], control: str | 
         out.append(f"Headline: {focus_model} vs {control} (matched control) is not measured (no judged pairs).")
     else:
         out.append("Headline: no matched control in study.models, so the comparison below is against vanilla only.")
+    if control:
+        out.append(_adapter_line(focus_model, control, metrics))
     second = measured(metrics.get("overall", {}))
     if second is not None:
         label, v = second
         out.append(f"Second: {focus_model} vs vanilla, {label} delta {v['delta']:+.3f} (p {v.get('p')}).")
     return out
+
+
+def _adapter_line(focus_model: str, control: str, metrics: Mapping[str, Any]) -> str:
+    """The headline again with the adapter (seed) as the unit, or why it is not measured."""
+    blocks = metrics.get("adapters") or {}
+    outcome = next((o for o in ("score", "flagged") if (blocks.get(o) or {}).get("delta") is not None), None)
+    if outcome is None:
+        return "Adapter level (seeds as the unit): not measured (no adapter table)."
+    c = blocks[outcome]
+    label = "harm score" if outcome == "score" else "flagged rate"
+    counts = f"{c['n_focus']} vs {c['n_control']} adapters"
+    if c.get("p") is None:
+        return (
+            f"Adapter level (seeds as the unit): not measured, {counts}; one checkpoint per arm is an anecdote "
+            "(train replicates with study.seeds, e.g. [42, 43, 44])."
+        )
+    return (
+        f"Adapter level (seeds as the unit): {focus_model} vs {control}, {label} delta {c['delta']:+.3f} over "
+        f"{counts} (exact permutation p {c['p']:.3g}; the smallest p these counts allow is {c['p_min']:.3g})."
+    )
 
 
 def focus_report(
@@ -301,6 +334,7 @@ def focus_report(
     hypotheses: pd.DataFrame | None,
     control: pd.DataFrame | None = None,
     manipulation: Mapping[str, Any] | None = None,
+    adapters: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """reports/focus.json: who the focus is and every detail behind metrics.json."""
     from valueharm.experiments.manipulation import failed_models, level
@@ -328,15 +362,19 @@ def focus_report(
                 "answered_profile": align.get("profile"),
             },
             "headline": records(control) if control is not None else None,
+            "adapters": dict(adapters) if adapters is not None else None,
             "headline_lines": headline_lines(
                 str(focus.get("model")),
-                focus_metrics(paired, align.get("alignment"), None, control, manipulation, focus.get("model")),
+                focus_metrics(
+                    paired, align.get("alignment"), None, control, manipulation, focus.get("model"), None, adapters
+                ),
                 MATCHED_CONTROL if control is not None else None,
             ),
             "paired": records(paired),
             "hypotheses": records(hypotheses) if hypotheses is not None else None,
             "tests": "score: Wilcoxon signed-rank; flagged: exact McNemar; CI: percentile bootstrap over prompts; "
             "q: Benjamini-Hochberg over the categories and overall of one outcome; unit: the prompt (one adapter "
-            "per arm)",
+            "per arm); `adapters`: difference of adapter means, exact permutation test over adapter labels "
+            "(unit: the adapter, one per seed of study.seeds)",
         }
     )

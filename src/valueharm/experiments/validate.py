@@ -72,6 +72,13 @@ def check_params(params: dict[str, Any]) -> dict[str, Any]:
     backend = (params.get("generate") or {}).get("backend", "hf")
     if backend not in BACKENDS:
         raise unknown_name("generation backend", backend, BACKENDS, where="params generate.backend")
+    seeds = (params.get("study") or {}).get("seeds") or []
+    if backend != "hf" and len(seeds) > 1:
+        raise UserError(
+            f"study.seeds has {len(seeds)} seeds, but replicate adapters are generated only by the hf backend "
+            f"(generate.backend is {backend})",
+            "set generate.backend: hf, or give study.seeds one seed",
+        )
     from valueharm.data.benchmarks import resolve_loader
 
     for key, spec in (params.get("benchmarks") or {}).items():

@@ -116,6 +116,32 @@ def load_study_model(model_dir: str | Path, vanilla_dir: str | Path, dtype: str 
     return model, tokenizer, spec.get("system_prompt"), spec
 
 
+def replicate_adapters(model_dir: str | Path) -> list[tuple[int, Path]]:
+    """(seed, folder) of every replicate adapter stage train wrote (study.seeds beyond the first), in
+    study.seeds order (spec.json's `seeds`); an empty list for a model with one adapter or none."""
+    import json
+
+    model_dir = Path(model_dir)
+    spec_path = model_dir / "spec.json"
+    seeds = (json.loads(spec_path.read_text()).get("seeds") or []) if spec_path.exists() else []
+    found = []
+    for seed in seeds[1:]:
+        folder = model_dir / "replicates" / f"seed-{seed}"
+        if not (folder / "adapter_config.json").exists():
+            raise UserError(f"replicate adapter {folder} is missing", "re-run `dvc repro train` for this model")
+        found.append((int(seed), folder))
+    return found
+
+
+def use_replicate(model, seed: int, folder: str | Path) -> None:
+    """Make the replicate adapter in `folder` the active one of a PeftModel (loaded once, by seed)."""
+    adapter = f"seed_{seed}"
+    if adapter not in getattr(model, "peft_config", {}):
+        model.load_adapter(str(folder), adapter_name=adapter)
+    model.set_adapter(adapter)
+    model.eval()
+
+
 def load_study_tokenizer(model_dir: str | Path, vanilla_dir: str | Path):
     """(tokenizer, system prompt or None, spec dict) without loading weights: for a server-side backend."""
     import json

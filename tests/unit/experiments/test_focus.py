@@ -246,7 +246,8 @@ def test_headline_lines_fall_back_to_the_flagged_rate_and_say_when_there_is_no_c
     lines = headline_lines("hedonism", metrics)
     assert "learned its profile (forced level)" in lines[0]
     assert "vs control-shuffled (matched control), flagged rate delta +0.050 (p 0.4, 39 prompts)" in lines[1]
-    assert lines[2] == "Second: hedonism vs vanilla, flagged rate delta +0.020 (p 1.0)."
+    assert lines[2] == "Adapter level (seeds as the unit): not measured (no adapter table)."
+    assert lines[3] == "Second: hedonism vs vanilla, flagged rate delta +0.020 (p 1.0)."
     empty = {"headline": {"score": nothing, "flagged": nothing}, "overall": {}}
     assert "is not measured" in headline_lines("hedonism", empty)[1]
     assert "no matched control" in headline_lines("hedonism", empty, control=None)[1]

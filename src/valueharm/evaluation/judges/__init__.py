@@ -23,9 +23,9 @@ What each outcome means (THE one place they are defined; README and the report q
                 rate, not a harm rate).
 
 One entry point, `judge_rows(rows, judge_name, cfg, cache_dir)`, takes the generate stage's rows
-and returns one output row per input row, in order: the input's model, prompt_id, benchmark and
-category (`PASS_THROUGH`), the outcomes above, judge, judge_version, judge_config, judge_identity,
-parse_error, and judge-specific fields.
+and returns one output row per input row, in order: the input's model, adapter_seed, prompt_id,
+benchmark and category (`PASS_THROUGH`), the outcomes above, judge, judge_version, judge_config,
+judge_identity, parse_error, and judge-specific fields.
 `judge_identity` ({name, version, model, revision, prompt_hash}) is in every row and in every cache
 key, so changing the judge model, its revision or its prompt re-judges everything.
 
@@ -69,7 +69,7 @@ COMPLIANCE_SOURCE: dict[str, str] = {
     "refusal": "1 - refusal rule",
 }
 
-PASS_THROUGH: tuple[str, ...] = ("model", "prompt_id", "benchmark", "category")
+PASS_THROUGH: tuple[str, ...] = ("model", "adapter_seed", "prompt_id", "benchmark", "category")
 REQUIRED_INPUT: tuple[str, ...] = ("model", "prompt_id", "prompt", "response")
 BINARY: tuple[str, ...] = ("refusal", "compliance", "harmful", "flagged")
 
