@@ -17,7 +17,7 @@ from valueharm.core.paths import (
     replicate_labels_file,
 )
 from valueharm.evaluation.harm_metrics import judge_agreement, per_model_metrics
-from valueharm.evaluation.judges import judge_rows
+from valueharm.evaluation.judges import get_judge, judge_rows
 from valueharm.evaluation.judges.cache import default_cache_dir
 
 
@@ -29,7 +29,8 @@ def main() -> None:
     rows = read_jsonl(generations_file(name))
     cache = p.get("cache_dir") or default_cache_dir()
     stats: dict = {}
-    labels = judge_rows(rows, p["name"], p.get(p["name"], {}), cache_dir=cache, stats=stats)
+    judge = get_judge(p["name"], **p.get(p["name"], {}))  # built (its model loaded) once for both label files
+    labels = judge_rows(rows, p["name"], cache_dir=cache, stats=stats, judge=judge)
     print(f"judge@{name}: {stats}", file=sys.stderr)  # cache hits vary between runs; kept out of the report
     report = {
         "judge": p["name"],
@@ -48,9 +49,7 @@ def main() -> None:
     # (absent outside DVC, e.g. generations made before replicates: then there are none to judge)
     replicate_file = replicate_generations_file(name)
     replicate_rows = read_jsonl(replicate_file) if replicate_file.exists() else []
-    replicate_labels = (
-        judge_rows(replicate_rows, p["name"], p.get(p["name"], {}), cache_dir=cache) if replicate_rows else []
-    )
+    replicate_labels = judge_rows(replicate_rows, p["name"], cache_dir=cache, judge=judge) if replicate_rows else []
     if replicate_labels:
         report["replicates"] = {
             str(s): per_model_metrics(
