@@ -165,6 +165,19 @@ def decide(r: float, q: float, expected_sign: int, alpha: float = 0.05) -> str:
     return "supported" if np.sign(r) == expected_sign else "contradicted"
 
 
+def _untested(base: dict, results_category: str, note: str) -> dict:
+    """A hypotheses.csv row for a hypothesis the results could not test: inconclusive, every statistic NaN."""
+    stats = dict.fromkeys(("r", "p", "q", "ci_low", "ci_high", "n"), np.nan)
+    return {
+        **base,
+        "results_category": results_category,
+        "outcome": "",
+        **stats,
+        "status": "inconclusive",
+        "note": note,
+    }
+
+
 def evaluate_hypotheses(
     registry: Registry, correlations: pd.DataFrame, method: str = "spearman", outcomes=OUTCOMES, alpha: float = 0.05
 ) -> pd.DataFrame:
@@ -184,21 +197,7 @@ def evaluate_hypotheses(
         }
         matched = [c for c in labels if registry.matches(h, c)]
         if not matched:
-            rows.append(
-                {
-                    **base,
-                    "results_category": "",
-                    "outcome": "",
-                    "r": np.nan,
-                    "p": np.nan,
-                    "q": np.nan,
-                    "ci_low": np.nan,
-                    "ci_high": np.nan,
-                    "n": np.nan,
-                    "status": "inconclusive",
-                    "note": f"not tested: no category of the results matches {h.category}",
-                }
-            )
+            rows.append(_untested(base, "", f"not tested: no category of the results matches {h.category}"))
             continue
         for label in matched:
             cell = corr[(corr["value"] == h.value) & (corr["category"] == label)]
@@ -207,21 +206,7 @@ def evaluate_hypotheses(
                 if len(sel):
                     break
             if not len(sel):
-                rows.append(
-                    {
-                        **base,
-                        "results_category": label,
-                        "outcome": "",
-                        "r": np.nan,
-                        "p": np.nan,
-                        "q": np.nan,
-                        "ci_low": np.nan,
-                        "ci_high": np.nan,
-                        "n": np.nan,
-                        "status": "inconclusive",
-                        "note": f"not tested: no {method} correlation for {label}",
-                    }
-                )
+                rows.append(_untested(base, label, f"not tested: no {method} correlation for {label}"))
                 continue
             row = sel.iloc[0]
             status = decide(row["r"], row["q"], h.expected_sign, alpha)
