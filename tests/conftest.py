@@ -57,9 +57,11 @@ def base_model_dir(default_data, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def base_model(base_model_dir):
+    """(model, tokenizer) in float32: the tolerances tests state are fp32 ones, and `auto` would pick
+    bfloat16 on a CPU with AMX-BF16 (CI has failed on such a machine when this fixture used `auto`)."""
     from valueharm.models.base import load_model
 
-    return load_model(base_model_dir)
+    return load_model(base_model_dir, "float32")
 
 
 def copy_tree(src: Path, dst: Path) -> None:

@@ -29,7 +29,7 @@ def test_encode_pair_drops_a_target_that_cannot_fit():
 
 
 def test_unknown_target_module_lists_linear_layers(base_model_dir):
-    model, _ = load_model(base_model_dir)
+    model, _ = load_model(base_model_dir, "float32")
     with pytest.raises(UserError) as info:
         add_lora(model, LoraSettings(target_modules=["q_proj", "query_key_value"]))
     assert "query_key_value" in str(info.value) and "v_proj" in str(info.value) and "gate_proj" in str(info.value)
@@ -39,7 +39,7 @@ def test_lora_training_lowers_validation_loss_and_reloads(base_model_dir, tmp_pa
     from peft import PeftModel
 
     torch.manual_seed(0)
-    model, tokenizer = load_model(base_model_dir)
+    model, tokenizer = load_model(base_model_dir, "float32")
     torch.set_grad_enabled(True)
     model = add_lora(model, LoraSettings(r=4, alpha=16, dropout=0.0, target_modules=["q_proj", "v_proj"]))
     stop = end_of_turn(tokenizer)
@@ -56,13 +56,13 @@ def test_lora_training_lowers_validation_loss_and_reloads(base_model_dir, tmp_pa
     assert (tmp_path / "adapter" / "adapter_model.safetensors").exists()
     batch = tokenizer([pairs[0][0]], return_tensors="pt", add_special_tokens=False)
     expected = model(**batch).logits
-    base, _ = load_model(base_model_dir)
+    base, _ = load_model(base_model_dir, "float32")
     reloaded = PeftModel.from_pretrained(base, str(tmp_path / "adapter"))
     assert torch.equal(reloaded(**batch).logits, expected)
 
 
 def test_top_layers_adapts_only_the_last_layers(base_model_dir):
-    model, _ = load_model(base_model_dir)
+    model, _ = load_model(base_model_dir, "float32")
     total = model.config.num_hidden_layers
     model = add_lora(model, LoraSettings(r=2, alpha=4, target_modules=["q_proj", "v_proj"], top_layers=2))
     adapted = {int(name.split(".layers.")[1].split(".")[0]) for name, _ in model.named_parameters() if "lora_A" in name}
@@ -71,7 +71,7 @@ def test_top_layers_adapts_only_the_last_layers(base_model_dir):
 
 @pytest.mark.parametrize("top_layers", [0, 10_000])
 def test_top_layers_out_of_range_is_one_clear_line(base_model_dir, top_layers):
-    model, _ = load_model(base_model_dir)
+    model, _ = load_model(base_model_dir, "float32")
     with pytest.raises(UserError, match="not between 1 and this model's 30 layers"):
         add_lora(model, LoraSettings(top_layers=top_layers))
 
@@ -80,7 +80,7 @@ def test_target_loss_matches_the_full_logits_loss(base_model_dir):
     """Running the LM head only from the first target position on gives the same loss."""
     from valueharm.alignment.training import _batches, target_loss
 
-    model, tokenizer = load_model(base_model_dir)
+    model, tokenizer = load_model(base_model_dir, "float32")
     stop = end_of_turn(tokenizer)
     pairs = [(format_prompt(tokenizer, "Say hello" + " please" * i), "Hello there, friend." + stop) for i in range(3)]
     encoded = [encode_pair(tokenizer, p, t, 96)[:2] for p, t in pairs]
@@ -170,7 +170,7 @@ def test_packed_batches_give_the_padded_gradients(base_model_dir):
     """
     from valueharm.alignment.training import make_batches, target_loss
 
-    model, tokenizer = load_model(base_model_dir)
+    model, tokenizer = load_model(base_model_dir, "float32")
     torch.set_grad_enabled(True)
     try:
         model = add_lora(model, LoraSettings(r=4, alpha=16, dropout=0.0, target_modules=["q_proj", "v_proj"]))
