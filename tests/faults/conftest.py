@@ -1,8 +1,7 @@
 """Fault injection: what an interrupted, concurrent or starved run leaves behind.
 
 The DVC-based checks run on a copy of the repository with the smoke preset cut to two models
-(`vanilla`, `hedonism`). The kill points run in `make test`; the two-repros check is marked `slow`
-(VALUEHARM_SLOW=1 runs it) while its expected DVC behaviour is undecided.
+(`vanilla`, `hedonism`). Every check runs in `make test`.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ import yaml
 
 BIN = Path(sys.executable).parent
 GIT = ["git", "-c", "user.name=valueharm-test", "-c", "user.email=test@valueharm.invalid"]
-SLOW_ENV = "VALUEHARM_SLOW"
 
 
 def env(extra: dict[str, str] | None = None) -> dict[str, str]:
