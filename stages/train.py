@@ -16,6 +16,7 @@ from valueharm.alignment.training import (
     TrainSettings,
     add_lora,
     pop_perf,
+    prepare_for_training,
     save_adapter,
     settings_from,
     train_lora,
@@ -69,6 +70,7 @@ def main() -> None:
             "kind": spec.kind,
             "trained": True,
             "dtype": first["dtype"],
+            "autocast": first["autocast"],
             "seeds": seeds,
             "examples": first["summary"],
             "no_positive_ag": bool(first["summary"].get("no_positive_ag", False)),
@@ -84,6 +86,8 @@ def _train_one(name, spec, p, params, replicate: int, folder, torch) -> dict:
     seed_everything(replicate)
     train_seed = model_seeds(replicate, name)["train"]
     model, tokenizer = load_model(VANILLA, section(params, "model").get("dtype", "auto"))
+    served_dtype = dtype_name(model)
+    autocast = prepare_for_training(model)  # on an AMX CPU: fp32 weights under bf16 autocast (measured faster)
     torch.set_grad_enabled(True)
     model = add_lora(model, settings_from(p["lora"], LoraSettings))
     stop = end_of_turn(tokenizer)
@@ -104,7 +108,7 @@ def _train_one(name, spec, p, params, replicate: int, folder, torch) -> dict:
             plan = [("ag", *built["ag"], p["stage1"]), ("qa", *built["qa"], p["stage2"])]
         for stage, train, valid, stage_params in plan:
             settings = settings_from({**stage_params, "seed": train_seed}, TrainSettings)
-            result = train_lora(model, tokenizer, pairs(train), pairs(valid), settings, live, stage)
+            result = train_lora(model, tokenizer, pairs(train), pairs(valid), settings, live, stage, autocast)
             perf.update({f"{stage}_{key}": value for key, value in pop_perf(result).items()})
             results.append(result)
     folder.mkdir(parents=True, exist_ok=True)
@@ -112,7 +116,8 @@ def _train_one(name, spec, p, params, replicate: int, folder, torch) -> dict:
     torch.set_grad_enabled(False)
     return {
         "seed": replicate,
-        "dtype": dtype_name(model),
+        "dtype": served_dtype,  # the base weights' dtype (rounded to it); `autocast`: training's compute dtype
+        "autocast": autocast,
         "adapter_sha256": sha256_file(folder / "adapter_model.safetensors"),
         "summary": summary,
         "stages": results,

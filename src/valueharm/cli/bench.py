@@ -66,12 +66,15 @@ def _time(fn, repeats: int) -> float:
     return best
 
 
-def bench_train(model, tokenizer, batch: int, length: int, steps: int, flops) -> dict[str, float]:
-    """LoRA r8 on q/v (all layers), one optimiser step per call on batch x length tokens, loss on the last half."""
+def bench_train(model, tokenizer, batch: int, length: int, steps: int, flops) -> dict[str, Any]:
+    """LoRA r8 on q/v (all layers), one optimiser step per call on batch x length tokens, loss on the last half,
+    in the precision stage train uses for the model's dtype (on a CPU: fp32 weights, autocast; the model is
+    left upcast, so measure it last)."""
     import torch
 
-    from valueharm.alignment.training import LoraSettings, add_lora, target_loss
+    from valueharm.alignment.training import LoraSettings, add_lora, autocast_context, prepare_for_training, target_loss
 
+    autocast = prepare_for_training(model)
     with torch.enable_grad():
         peft_model = add_lora(model, LoraSettings(r=8, alpha=32, dropout=0.0, target_modules=["q_proj", "v_proj"]))
         params = [p for p in peft_model.parameters() if p.requires_grad]
@@ -83,7 +86,8 @@ def bench_train(model, tokenizer, batch: int, length: int, steps: int, flops) ->
         peft_model.train()
 
         def step() -> None:
-            loss = target_loss(peft_model, ids, labels, mask)
+            with autocast_context(peft_model, autocast):
+                loss = target_loss(peft_model, ids, labels, mask)
             loss.backward()
             optimiser.step()
             optimiser.zero_grad(set_to_none=True)
@@ -95,7 +99,11 @@ def bench_train(model, tokenizer, batch: int, length: int, steps: int, flops) ->
     # forward over every layer (LM head on the target half), backward through every layer for
     # activation gradients (about the forward's matmuls again; LoRA weight gradients are negligible)
     per_token = 2 * (flops["layer"] * flops["layers"]) + 2 * flops["lm_head"] * 0.5
-    return {"tokens_per_second": tokens / seconds, "model_gflops": per_token * tokens / seconds / 1e9}
+    return {
+        "tokens_per_second": tokens / seconds,
+        "model_gflops": per_token * tokens / seconds / 1e9,
+        "autocast": autocast,
+    }
 
 
 def bench_generate(model, tokenizer, batch: int, new_tokens: int, flops) -> dict[str, float]:
@@ -207,9 +215,9 @@ def run_bench(model_dir: str | Path | None = None, quick: bool = False) -> dict[
         limit = limits[dtype] if dtype in limits else limits["float32"]
         row: dict[str, Any] = {"dtype": dtype}
         flops = decoder_flops_per_token(model.config, sizes["train"][1])
-        row["train"] = bench_train(model, tokenizer, *sizes["train"], flops)
         row["generate"] = bench_generate(model, tokenizer, *sizes["gen"], decoder_flops_per_token(model.config, 64))
         row["score"] = bench_score(model, tokenizer, *sizes["score"], decoder_flops_per_token(model.config, 64))
+        row["train"] = bench_train(model, tokenizer, *sizes["train"], flops)  # last: it may upcast the weights
         for part in ("train", "generate", "score"):
             row[part]["mfu"] = mfu(row[part]["model_gflops"] * 1e9, limit)
         results[label] = row

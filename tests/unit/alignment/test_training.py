@@ -228,3 +228,70 @@ def test_saved_adapter_config_is_the_same_whatever_the_hash_seed(tmp_path):
     assert len(texts) == 1
     assert json.loads(texts.pop())["target_modules"] == ["k_proj", "o_proj", "q_proj", "v_proj"]
     assert weights  # safetensors written
+
+
+@pytest.mark.parametrize(
+    ("compute", "device", "expected"),
+    [
+        ("float32", "cpu", ("float32", None)),
+        ("bfloat16", "cpu", ("float32", "bfloat16")),  # measured faster than bf16 weights on an AMX Xeon
+        ("float16", "cpu", ("float32", "float16")),
+        ("bfloat16", "cuda", ("bfloat16", None)),
+        ("float32", "cuda", ("float32", None)),
+    ],
+)
+def test_training_precision_decision(compute, device, expected):
+    from valueharm.alignment.training import decide_training_precision
+
+    assert decide_training_precision(compute, device) == expected
+
+
+def test_prepare_for_training_upcasts_the_served_bf16_weights(base_model_dir):
+    """The adapter trains against exactly the rounded weights it is served on: bf16 values, held in fp32."""
+    import warnings
+
+    from valueharm.alignment.training import prepare_for_training
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # emulated bf16 on CPUs without it
+        model, _ = load_model(base_model_dir, "bfloat16")
+    served = model.model.layers[0].self_attn.q_proj.weight.detach().clone()
+    assert prepare_for_training(model) == "bfloat16"
+    weight = model.model.layers[0].self_attn.q_proj.weight
+    assert weight.dtype == torch.float32 and torch.equal(weight, served.float())
+    fp32, _ = load_model(base_model_dir, "float32")
+    assert prepare_for_training(fp32) is None and fp32.dtype == torch.float32
+
+
+def _colour_run(base_model_dir, autocast):
+    torch.manual_seed(0)
+    model, tokenizer = load_model(base_model_dir, "float32")
+    torch.set_grad_enabled(True)
+    try:
+        model = add_lora(model, LoraSettings(r=4, alpha=16, dropout=0.0, target_modules=["q_proj", "v_proj"]))
+        stop = end_of_turn(tokenizer)
+        colours = ["red", "blue", "green", "amber"]
+        pairs = [
+            (format_prompt(tokenizer, f"Name colour {i}."), f"Colour {i} is {colours[i % 4]}." + stop)
+            for i in range(12)
+        ]
+        settings = TrainSettings(lr=3e-3, epochs=3, batch_size=4, max_steps=6, max_length=64, seed=1)
+        result = train_lora(model, tokenizer, pairs[:8], pairs[8:], settings, stage="test", autocast=autocast)
+    finally:
+        torch.set_grad_enabled(False)
+    lora = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
+    return result, lora
+
+
+def test_bf16_autocast_training_matches_fp32_loss_and_is_deterministic(base_model_dir):
+    """Tolerance: under bf16 autocast the initial validation loss is within 2% of fp32's, training lowers
+    it, the LoRA weights stay fp32, and the same seed gives the identical adapter again."""
+    fp32, _ = _colour_run(base_model_dir, None)
+    first, lora = _colour_run(base_model_dir, "bfloat16")
+    again, lora_again = _colour_run(base_model_dir, "bfloat16")
+    assert first["autocast"] == "bfloat16" and fp32["autocast"] is None
+    assert abs(first["initial_valid_loss"] - fp32["initial_valid_loss"]) < 0.02 * fp32["initial_valid_loss"]
+    assert first["best_valid_loss"] < first["initial_valid_loss"]
+    assert all(p.dtype == torch.float32 for p in lora.values())
+    assert first["history"] == again["history"]
+    assert all(torch.equal(lora[n], lora_again[n]) for n in lora)
