@@ -271,9 +271,9 @@ def decide_training_precision(compute: str, device: str) -> tuple[str, str | Non
 
     Pure, so the choice is testable without the hardware. On CPU a half-precision compute dtype runs
     as fp32 weights under autocast: measured on a 2-core Xeon with AMX-BF16 (2026-12-03, SmolLM2-135M,
-    8 x 128 tokens, LoRA r8 q/v on the top 12 layers), fp32 weights + bf16 autocast trained at 1.3-1.4x
+    8 x 128 tokens, LoRA r8 q/v on the top 12 layers), fp32 weights + bf16 autocast trained at 1.3-1.6x
     fp32 tokens/s, bf16 weights with fp32 LoRA at 0.8-1.0x, bf16 weights under autocast at 0.9x, at
-    the same loss to the third decimal. On CUDA the frozen weights are loaded in `compute` and LoRA
+    the same loss to the third decimal (in the train stage itself the gain has not shown: README). On CUDA the frozen weights are loaded in `compute` and LoRA
     stays fp32 (peft's default), the usual recipe for a 7B model in GPU memory.
     """
     if compute == "float32":
@@ -354,7 +354,7 @@ def train_lora(
 ) -> dict[str, Any]:
     """Train the (already LoRA-wrapped) model on prompt/target text pairs; keep the best validation epoch.
 
-    `autocast` (a dtype name, from `training_precision`) runs forward passes under torch.autocast;
+    `autocast` (a dtype name, from `prepare_for_training`) runs forward passes under torch.autocast;
     None keeps the model's own dtype. Returns metrics: losses per epoch, best epoch, steps, tokens/s,
     truncation counts.
     """

@@ -35,21 +35,35 @@ def test_unknown_target_module_lists_linear_layers(base_model_dir):
     assert "query_key_value" in str(info.value) and "v_proj" in str(info.value) and "gate_proj" in str(info.value)
 
 
-def test_lora_training_lowers_validation_loss_and_reloads(base_model_dir, tmp_path):
-    from peft import PeftModel
-
+def train_colours(base_model_dir, autocast: str | None = None):
+    """Six LoRA steps on twelve colour pairs (fp32 weights; `autocast` as train_lora takes it):
+    (result, trained model, tokenizer, pairs)."""
     torch.manual_seed(0)
     model, tokenizer = load_model(base_model_dir, "float32")
     torch.set_grad_enabled(True)
-    model = add_lora(model, LoraSettings(r=4, alpha=16, dropout=0.0, target_modules=["q_proj", "v_proj"]))
-    stop = end_of_turn(tokenizer)
-    colours = ["red", "blue", "green", "amber"]
-    pairs = [
-        (format_prompt(tokenizer, f"Name colour {i}."), f"Colour {i} is {colours[i % 4]}." + stop) for i in range(12)
-    ]
-    settings = TrainSettings(lr=3e-3, epochs=3, batch_size=4, max_steps=6, max_length=64, seed=1)
-    result = train_lora(model, tokenizer, pairs[:8], pairs[8:], settings, stage="test")
-    torch.set_grad_enabled(False)
+    try:
+        model = add_lora(model, LoraSettings(r=4, alpha=16, dropout=0.0, target_modules=["q_proj", "v_proj"]))
+        stop = end_of_turn(tokenizer)
+        colours = ["red", "blue", "green", "amber"]
+        pairs = [
+            (format_prompt(tokenizer, f"Name colour {i}."), f"Colour {i} is {colours[i % 4]}." + stop)
+            for i in range(12)
+        ]
+        settings = TrainSettings(lr=3e-3, epochs=3, batch_size=4, max_steps=6, max_length=64, seed=1)
+        result = train_lora(model, tokenizer, pairs[:8], pairs[8:], settings, stage="test", autocast=autocast)
+    finally:
+        torch.set_grad_enabled(False)
+    return result, model, tokenizer, pairs
+
+
+def lora_weights(model) -> dict:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
+
+
+def test_lora_training_lowers_validation_loss_and_reloads(base_model_dir, tmp_path):
+    from peft import PeftModel
+
+    result, model, tokenizer, pairs = train_colours(base_model_dir)
     assert result["best_valid_loss"] < result["initial_valid_loss"]
     assert result["steps"] == 6 and result["dropped_long_target"] == 0
     model.save_pretrained(tmp_path / "adapter", safe_serialization=True)
@@ -263,32 +277,14 @@ def test_prepare_for_training_upcasts_the_served_bf16_weights(base_model_dir):
     assert prepare_for_training(fp32) is None and fp32.dtype == torch.float32
 
 
-def _colour_run(base_model_dir, autocast):
-    torch.manual_seed(0)
-    model, tokenizer = load_model(base_model_dir, "float32")
-    torch.set_grad_enabled(True)
-    try:
-        model = add_lora(model, LoraSettings(r=4, alpha=16, dropout=0.0, target_modules=["q_proj", "v_proj"]))
-        stop = end_of_turn(tokenizer)
-        colours = ["red", "blue", "green", "amber"]
-        pairs = [
-            (format_prompt(tokenizer, f"Name colour {i}."), f"Colour {i} is {colours[i % 4]}." + stop)
-            for i in range(12)
-        ]
-        settings = TrainSettings(lr=3e-3, epochs=3, batch_size=4, max_steps=6, max_length=64, seed=1)
-        result = train_lora(model, tokenizer, pairs[:8], pairs[8:], settings, stage="test", autocast=autocast)
-    finally:
-        torch.set_grad_enabled(False)
-    lora = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
-    return result, lora
-
-
 def test_bf16_autocast_training_matches_fp32_loss_and_is_deterministic(base_model_dir):
     """Tolerance: under bf16 autocast the initial validation loss is within 2% of fp32's, training lowers
     it, the LoRA weights stay fp32, and the same seed gives the identical adapter again."""
-    fp32, _ = _colour_run(base_model_dir, None)
-    first, lora = _colour_run(base_model_dir, "bfloat16")
-    again, lora_again = _colour_run(base_model_dir, "bfloat16")
+    fp32 = train_colours(base_model_dir)[0]
+    first, model, _, _ = train_colours(base_model_dir, "bfloat16")
+    lora = lora_weights(model)
+    again, model, _, _ = train_colours(base_model_dir, "bfloat16")
+    lora_again = lora_weights(model)
     assert first["autocast"] == "bfloat16" and fp32["autocast"] is None
     assert abs(first["initial_valid_loss"] - fp32["initial_valid_loss"]) < 0.02 * fp32["initial_valid_loss"]
     assert first["best_valid_loss"] < first["initial_valid_loss"]
