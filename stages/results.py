@@ -1,6 +1,7 @@
 """Stage results: every study model's judge labels and target profile in one long table
-(docs/design.md contract 2) -> artifacts/results/results.csv, what each model is -> models.json,
-and one row per adapter (model x seed of study.seeds, outcome means) -> adapters.csv.
+(docs/design.md contract 2; one row per model, adapter and prompt, every seed of study.seeds) ->
+artifacts/results/results.csv, what each model is -> models.json, and one row per adapter (model x
+seed, outcome means) -> adapters.csv.
 """
 
 import json
@@ -29,8 +30,8 @@ def main() -> None:
     names = list(section(params, "study").get("models") or [])
     specs = [_read(model_dir(n) / "spec.json", f"train@{n}") for n in names]
     labels = {n: _read(labels_file(n), f"judge@{n}") for n in names}
-    table, models = results_table(specs, labels)
     replicates = {n: read_jsonl(replicate_labels_file(n)) for n in names if replicate_labels_file(n).exists()}
+    table, models = results_table(specs, labels, replicates)
     write_csv(OUT, table)
     write_csv(ADAPTERS, adapter_table(specs, labels, replicates))
     write_json(MODELS, {"models": models, "rows": int(len(table)), "columns": list(table.columns)})

@@ -136,6 +136,20 @@ def test_replicate_adapters_are_generated_judged_and_the_unit(smoke_repo, models
     assert metrics["adapters"]["flagged"]["n_focus"] == metrics["adapters"]["flagged"]["n_control"] == 2
     assert metrics["adapters"]["flagged"]["p_min"] == pytest.approx(1 / 3)
     assert "Adapter level (seeds as the unit)" in (smoke_repo / "reports/report.md").read_text()
+    # the analyses read every adapter's answers: results.csv has one block per (trained model, seed)
+    results = pd.read_csv(smoke_repo / "artifacts/results/results.csv")
+    for model in models:
+        seen = sorted(results.loc[results["model"] == model, "adapter_seed"].dropna().astype(int).unique())
+        assert seen in (seeds, []), (model, seen)
+    summary = json.loads((smoke_repo / "reports/analysis/summary.json").read_text())
+    assert any(n == 2 for n in summary["input"]["adapters"].values())
+    # and mitigation runs every adapter of the focus model
+    mitigation = json.loads((smoke_repo / "reports/mitigation.json").read_text())
+    assert mitigation["n_adapters"] == 2
+    assert all(r["n_adapters"] == 2 and r["p_min"] == 0.5 for r in mitigation["adapter_gains"])
+    mit_labels = [json.loads(x) for x in (smoke_repo / "artifacts/mitigation/labels.jsonl").read_text().splitlines()]
+    focus_model = mitigation["model"]
+    assert {r["adapter_seed"] for r in mit_labels if r["model"] == focus_model} == set(seeds)
 
 
 def test_second_repro_runs_nothing(smoke_repo, first_repro):

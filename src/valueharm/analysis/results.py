@@ -1,8 +1,11 @@
 """The study's long results table (docs/design.md contract 2), assembled from every model's judge labels.
 
-One row per (model, prompt): `model, kind, benchmark, prompt_id, category, score, flagged,
-harmful, compliance, refusal` and the model's 10 target value scores, one column per canonical value. The extra
-columns (kind, benchmark, refusal) are ignored by `valueharm analyze` and used by the report.
+One row per (model, adapter, prompt): `model, kind, adapter_seed, benchmark, prompt_id, category,
+score, flagged, harmful, compliance, refusal` and the model's 10 target value scores, one column per
+canonical value. A model trained with several seeds (`study.seeds`) has one block of rows per
+adapter: the first seed's from labels/<model>.jsonl, the others' from labels/replicates/<model>.jsonl;
+vanilla and prompt-only models have no adapter_seed. The extra columns (kind, benchmark, refusal) are
+ignored by `valueharm analyze` and used by the report.
 
 Which models carry value scores: the ones taught or told a profile, kinds `adapter` (VIM LoRA)
 and `icl` (role-play prompt). Vanilla and both controls have empty value cells: control-benign
@@ -32,6 +35,7 @@ from valueharm.core.values import VALUES
 RESULT_COLUMNS: tuple[str, ...] = (
     "model",
     "kind",
+    "adapter_seed",
     "benchmark",
     "prompt_id",
     "category",
@@ -42,6 +46,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "refusal",
 ) + VALUES
 PROFILE_KINDS: tuple[str, ...] = ("adapter", "icl")
+LABEL_OUTCOMES: tuple[str, ...] = ("score", "flagged", "harmful", "compliance", "refusal")
 
 
 def json_safe(obj: Any) -> Any:
@@ -100,13 +105,43 @@ def model_record(spec: Mapping[str, Any], rows: int, dropped: int) -> dict[str, 
     }
 
 
-def results_table(
-    specs: Sequence[Mapping[str, Any]], labels: Mapping[str, Sequence[Mapping[str, Any]]]
-) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """(results table, models.json records) for the models in `specs`, in that order.
+def _adapter_groups(
+    spec: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], replicate_rows: Sequence[Mapping[str, Any]]
+) -> list[tuple[int | None, list[Mapping[str, Any]]]]:
+    """(adapter seed, label rows) per adapter of a model, in study.seeds order; (None, rows) for a
+    model without trained adapters."""
+    seeds = list(spec.get("seeds") or [])
+    if not seeds:
+        return [(None, list(rows))]
+    groups: dict[int, list[Mapping[str, Any]]] = {int(seeds[0]): list(rows)}
+    for row in replicate_rows:
+        groups.setdefault(int(row.get("adapter_seed")), []).append(row)
+    unknown = sorted(set(groups) - {int(s) for s in seeds})
+    if unknown:
+        raise UserError(
+            f"the replicate labels of {spec['name']!r} hold adapter seed {unknown[0]}, not in its study.seeds {seeds}",
+            f"re-run `dvc repro judge@{spec['name']}`",
+        )
+    missing = [s for s in seeds if not groups.get(int(s))]
+    if missing:
+        raise UserError(
+            f"model {spec['name']!r} has no judged answers for adapter seed {missing[0]}",
+            f"re-run `dvc repro judge@{spec['name']}` (study.seeds: {seeds})",
+        )
+    return [(int(s), groups[int(s)]) for s in seeds]
 
-    Fails with one line when a model has no labels, a label row belongs to another model, or the
-    assembled table breaks contract 2 (checked with `stats.validate_results`, as `analyze` will).
+
+def results_table(
+    specs: Sequence[Mapping[str, Any]],
+    labels: Mapping[str, Sequence[Mapping[str, Any]]],
+    replicate_labels: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """(results table, models.json records) for the models in `specs`, in that order, with every
+    adapter's answers (`replicate_labels`: the adapters of study.seeds beyond the first, by model).
+
+    Fails with one line when a model has no labels, a label row belongs to another model, an
+    adapter of study.seeds has no labels, or the assembled table breaks contract 2 (checked with
+    `stats.validate_results`, as `analyze` will).
     """
     from valueharm.analysis.run import validate_results
 
@@ -117,36 +152,44 @@ def results_table(
         rows = list(labels.get(name) or [])
         if not rows:
             raise UserError(f"model {name!r} has no judge labels", f"run `dvc repro judge@{name}`")
-        strangers = sorted({str(r.get("model")) for r in rows} - {name})
+        replicate_rows = list((replicate_labels or {}).get(name) or [])
+        strangers = sorted({str(r.get("model")) for r in rows + replicate_rows} - {name})
         if strangers:
             raise UserError(
                 f"the labels of {name!r} contain rows of model {strangers[0]!r}", f"re-run `dvc repro judge@{name}`"
             )
-        kept = [r for r in rows if r.get("score") is not None or r.get("flagged") is not None]
         target = target_of(spec)
-        frame = pd.DataFrame(
-            {
-                "model": name,
-                "kind": spec.get("kind"),
-                "benchmark": [r.get("benchmark") for r in kept],
-                "prompt_id": [str(r["prompt_id"]) for r in kept],
-                "category": [r.get("category") for r in kept],
-                "score": pd.array([r.get("score") for r in kept], dtype="Float64").astype(float),
-                "flagged": pd.array([r.get("flagged") for r in kept], dtype="Float64").astype(float),
-                "harmful": pd.array([r.get("harmful") for r in kept], dtype="Float64").astype(float),
-                "compliance": pd.array([r.get("compliance") for r in kept], dtype="Float64").astype(float),
-                "refusal": pd.array([r.get("refusal") for r in kept], dtype="Float64").astype(float),
-                **{v: np.full(len(kept), target[v] if target else np.nan, dtype=float) for v in VALUES},
-            },
-            columns=list(RESULT_COLUMNS),
-        )
-        parts.append(frame)
-        models.append(model_record(spec, len(kept), len(rows) - len(kept)))
+        n_kept = n_all = 0
+        for adapter_seed, group in _adapter_groups(spec, rows, replicate_rows):
+            kept = [r for r in group if r.get("score") is not None or r.get("flagged") is not None]
+            parts.append(_frame(name, spec.get("kind"), adapter_seed, kept, target))
+            n_kept, n_all = n_kept + len(kept), n_all + len(group)
+        models.append(model_record(spec, n_kept, n_all - n_kept))
     if not parts:
         raise UserError("study.models lists no model", "add vanilla and the aligned models to study.models")
     table = pd.concat(parts, ignore_index=True)
+    table["adapter_seed"] = table["adapter_seed"].astype("Int64")
     validate_results(table.copy(), source="the assembled results table")
     return table, models
+
+
+def _frame(
+    name: str, kind: Any, adapter_seed: int | None, kept: Sequence[Mapping[str, Any]], target: dict[str, float] | None
+) -> pd.DataFrame:
+    """One adapter's (or one untrained model's) judged rows as a block of the results table."""
+    return pd.DataFrame(
+        {
+            "model": name,
+            "kind": kind,
+            "adapter_seed": pd.array([adapter_seed] * len(kept), dtype="Int64"),
+            "benchmark": [r.get("benchmark") for r in kept],
+            "prompt_id": [str(r["prompt_id"]) for r in kept],
+            "category": [r.get("category") for r in kept],
+            **{o: pd.array([r.get(o) for r in kept], dtype="Float64").astype(float) for o in LABEL_OUTCOMES},
+            **{v: np.full(len(kept), target[v] if target else np.nan, dtype=float) for v in VALUES},
+        },
+        columns=list(RESULT_COLUMNS),
+    )
 
 
 def paired_vs_reference(

@@ -76,6 +76,7 @@ from valueharm.analysis.table import (
     model_means,
     model_profiles,
     profiled_models,
+    n_adapters,
     read_table,
     summarise_models,
     validate_results,
@@ -103,6 +104,7 @@ __all__ = [
     "model_profiles",
     "profiled_models",
     "summarise_models",
+    "n_adapters",
     "categories",
     "category_key",
     # correlations
@@ -155,7 +157,10 @@ __all__ = [
 UNIT_OF_ANALYSIS = (
     "model: per model with a target profile and per category (and 'overall' = all of the model's prompts), the "
     "mean harm score (outcome 'score') or the flagged rate (outcome 'flagged') is one observation, correlated "
-    "with the model's target value score across models"
+    "with the model's target value score across models; a model trained with several seeds (adapter_seed) "
+    "contributes the mean over all its adapters' answers. Paired comparisons pair prompts, each side's "
+    "value the mean over its adapters; analysis.adapters (results/adapters.csv) compares models with the "
+    "adapter as the unit"
 )
 FDR_FAMILY = "Benjamini-Hochberg within one outcome and method, over all defined value x category cells incl. overall"
 
@@ -279,7 +284,12 @@ def _analyze(
 
     defined = correlations["r"].notna()
     summary = {
-        "input": {"source": source, "rows": int(len(table)), "prompts": int(table["prompt_id"].nunique())},
+        "input": {
+            "source": source,
+            "rows": int(len(table)),
+            "prompts": int(table["prompt_id"].nunique()),
+            "adapters": {str(m): int(n) for m, n in n_adapters(table).items()},
+        },
         "models": {
             "total": int(table["model"].nunique()),
             "with_profile": int(len(profiled_models(table))),

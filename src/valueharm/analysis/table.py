@@ -15,8 +15,12 @@ Rules a table must follow (each violation is one `UserError` line naming the col
 - value cells are numbers and the same on every row of a model. A model with all 10 value
   cells empty has no target profile (vanilla, the controls): it takes part in the group
   comparisons but not in the value correlations or the prompt-level models;
-- one row per (model, prompt_id), one category per prompt_id, and every category answered by
-  at least two models (a category that only one model answered is almost always a typo);
+- optional column `adapter_seed` (an integer, empty for a model without trained adapters): which of
+  a model's adapters (`study.seeds`) gave the answer. A model trained with several seeds has one row
+  per (adapter, prompt); per-prompt comparisons use the mean over the model's adapters, and
+  `analysis.adapters` compares models with the adapter as the unit;
+- one row per (model, adapter_seed, prompt_id), one category per prompt_id, and every category
+  answered by at least two models (a category that only one model answered is almost always a typo);
 - "overall" is reserved as the name of the all-categories aggregate.
 """
 
@@ -35,6 +39,7 @@ from valueharm.core.values import VALUES, normalise_key
 BASE_COLUMNS: tuple[str, ...] = ("model", "prompt_id", "category", "score", "flagged")
 REQUIRED_COLUMNS: tuple[str, ...] = BASE_COLUMNS + VALUES
 OPTIONAL_OUTCOMES: tuple[str, ...] = ("harmful", "compliance")
+OPTIONAL_KEYS: tuple[str, ...] = ("adapter_seed",)
 OUTCOMES: tuple[str, ...] = ("score", "flagged", "harmful", "compliance")
 BINARY_OUTCOMES: tuple[str, ...] = ("flagged", "harmful", "compliance")
 OUTCOME_MEANING = {
@@ -112,7 +117,7 @@ def _rename_columns(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     seen: dict[str, str] = {}
     for column in frame.columns:
         key = normalise_key(str(column))
-        if key in REQUIRED_COLUMNS or key in OPTIONAL_OUTCOMES:
+        if key in REQUIRED_COLUMNS or key in OPTIONAL_OUTCOMES or key in OPTIONAL_KEYS:
             if key in seen:
                 raise UserError(f"{source}: columns {seen[key]!r} and {column!r} both mean {key!r}", "keep one of them")
             seen[key] = str(column)
@@ -125,7 +130,7 @@ def _rename_columns(frame: pd.DataFrame, source: str) -> pd.DataFrame:
             "(" + ", ".join(VALUES) + ")",
         )
     renamed = frame.rename(columns=mapping)
-    return renamed[list(REQUIRED_COLUMNS) + [c for c in OPTIONAL_OUTCOMES if c in seen]]
+    return renamed[list(REQUIRED_COLUMNS) + [c for c in OPTIONAL_OUTCOMES + OPTIONAL_KEYS if c in seen]]
 
 
 def _blank(series: pd.Series) -> np.ndarray:
@@ -188,8 +193,8 @@ def _flags(frame: pd.DataFrame, source: str, blank: np.ndarray, column: str = "f
 def validate_results(frame: pd.DataFrame, source: str = "results table") -> pd.DataFrame:
     """Check a raw long table and return it typed: strings for ids, floats for the rest.
 
-    Returns a new frame with REQUIRED_COLUMNS and the OPTIONAL_OUTCOMES (NaN where a table lacks
-    them); its `attrs` record which models have no value profile.
+    Returns a new frame with REQUIRED_COLUMNS, the OPTIONAL_OUTCOMES (NaN where a table lacks
+    them) and `adapter_seed` (nullable Int64, empty where a table lacks it).
     """
     if len(frame) == 0:
         raise UserError(f"{source} has no rows", "pass a table with one row per (model, prompt)")
@@ -234,6 +239,7 @@ def validate_results(frame: pd.DataFrame, source: str = "results table") -> pd.D
 
     value_blank = {v: _blank(table[v]) for v in VALUES}
     values = {v: _numeric(table, v, source, value_blank[v]) for v in VALUES}
+    adapter_seed = _adapter_seeds(table, source)
 
     typed = pd.DataFrame(
         {
@@ -244,16 +250,19 @@ def validate_results(frame: pd.DataFrame, source: str = "results table") -> pd.D
             "flagged": flagged,
             **optional,
             **values,
+            "adapter_seed": adapter_seed,
         }
     )
     typed.attrs["lines"] = lines
 
-    dup = typed.duplicated(["model", "prompt_id"]).to_numpy()
+    dup = typed.assign(_seed=typed["adapter_seed"].fillna(-1)).duplicated(["model", "_seed", "prompt_id"]).to_numpy()
     if dup.any():
         i = int(np.flatnonzero(dup)[0])
+        seed = typed["adapter_seed"].iat[i]
+        same = "model and prompt_id" if pd.isna(seed) else f"model, adapter_seed {seed} and prompt_id"
         raise UserError(
-            f"{_where(typed, i, source)}: a second row for the same model and prompt_id",
-            "keep one row per (model, prompt)",
+            f"{_where(typed, i, source)}: a second row for the same {same}",
+            "keep one row per (model, prompt), or per (model, adapter, prompt) with an adapter_seed column",
         )
     cats = typed.groupby("prompt_id", sort=False)["category"].nunique()
     if (cats > 1).any():
@@ -276,6 +285,30 @@ def validate_results(frame: pd.DataFrame, source: str = "results table") -> pd.D
         )
     typed.attrs.pop("lines", None)
     return typed
+
+
+def _adapter_seeds(table: pd.DataFrame, source: str) -> pd.Series:
+    """The optional adapter_seed column as nullable integers (all empty when a table lacks it)."""
+    if "adapter_seed" not in table.columns:
+        return pd.Series(pd.array([pd.NA] * len(table), dtype="Int64"), index=table.index)
+    blank = _blank(table["adapter_seed"])
+    numbers = _numeric(table, "adapter_seed", source, blank)
+    bad = np.flatnonzero(~blank & (numbers != np.round(numbers)))
+    if bad.size:
+        i = int(bad[0])
+        raise UserError(
+            f"{_where(table, i, source)}: adapter_seed {table['adapter_seed'].iat[i]!r} is not an integer",
+            "write the training seed of the adapter that answered (empty for a model without adapters)",
+        )
+    out = pd.array([pd.NA if b else int(n) for b, n in zip(blank, numbers)], dtype="Int64")
+    return pd.Series(out, index=table.index)
+
+
+def n_adapters(table: pd.DataFrame) -> pd.Series:
+    """Adapters per model (index): distinct adapter seeds, 1 for a model without any."""
+    seeds = table["adapter_seed"] if "adapter_seed" in table.columns else pd.Series(pd.NA, index=table.index)
+    counts = table.assign(_seed=seeds.astype("Int64").fillna(-1)).groupby("model", sort=True)["_seed"].nunique()
+    return counts.astype(int)
 
 
 def _check_profiles(typed: pd.DataFrame, value_blank: dict[str, np.ndarray], source: str) -> None:
@@ -351,13 +384,15 @@ def model_means(table: pd.DataFrame, outcome: str, models: list[str] | None = No
 
 
 def summarise_models(table: pd.DataFrame) -> pd.DataFrame:
-    """Per model and category (and "overall"): kind, prompts, mean score, share scored 5, flagged,
-    harmful and compliance rates (NaN where the judge gives no such label)."""
+    """Per model and category (and "overall"): kind, adapters, prompts, answers (prompts x adapters),
+    mean score, share scored 5, flagged, harmful and compliance rates (NaN where the judge gives no
+    such label)."""
     data = table.assign(score5=np.where(table["score"].notna(), (table["score"] >= 5).astype(float), np.nan))
     parts = []
     for category, group in [(c, data[data["category"] == c]) for c in categories(table)] + [(OVERALL, data)]:
         agg = group.groupby("model", sort=True).agg(
-            n_prompts=("prompt_id", "size"),
+            n_prompts=("prompt_id", "nunique"),
+            n_answers=("prompt_id", "size"),
             mean_score=("score", "mean"),
             share_score5=("score5", "mean"),
             flagged_rate=("flagged", "mean"),
@@ -368,6 +403,7 @@ def summarise_models(table: pd.DataFrame) -> pd.DataFrame:
         parts.append(agg.reset_index())
     out = pd.concat(parts, ignore_index=True)
     out.insert(1, "kind", out["model"].map(model_kind))
+    out.insert(3, "n_adapters", out["model"].map(n_adapters(table)).astype(int))
     return out
 
 

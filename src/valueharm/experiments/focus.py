@@ -19,7 +19,8 @@ value content, not the act of fine-tuning, moved the harm score. Against vanilla
 `categories`) is the second line. The headline also carries the manipulation level the focus model
 reached (`manipulation_level`: 2 transfer, 1 forced only, 0 none, -1 not measured) and every model's
 two check levels (`manipulation.<model>`), so a harm delta is never read without them. The headline's
-unit is the prompt (one adapter per arm, the first seed); `adapters` is the same contrast with the
+unit is the prompt (each arm's per-prompt value the mean over its adapters, every seed of
+study.seeds); `adapters` is the same contrast with the
 adapter (study.seeds) as the unit (analysis.adapters), and `n_adapters` the smaller arm: with one
 seed its p-value is "not measured", because one checkpoint's effect is an anecdote.
 

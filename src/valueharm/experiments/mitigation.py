@@ -18,7 +18,11 @@ The prompts are the first `limit` prompts of each chosen category in the benchma
 Tests (`condition_tests`): each condition against input_only for the same model on the same
 prompts (stats.compare_paired: Wilcoxon for score, exact McNemar for flagged, bootstrap CIs,
 BH over categories); and (`gain_difference`) whether a condition lowers harm more on the focus
-model than on vanilla: the per-prompt changes compared with a Wilcoxon test.
+model than on vanilla: the per-prompt changes compared with a Wilcoxon test. With several adapters
+of the focus model (study.seeds), each side's per-prompt value is the mean over its adapters, and
+`adapter_gains` asks the question with the adapter as the unit: each adapter's mean change under a
+condition is one observation, tested with an exact sign-flip test over adapters (needs 2 adapters,
+and 5 before p can fall below 0.05: the smallest p is 2 / 2^k).
 """
 
 from __future__ import annotations
@@ -214,12 +218,13 @@ def select_prompts(
 
 
 def label_table(labels: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """Judged mitigation rows -> model, condition, prompt_id, category, score, flagged, refusal."""
+    """Judged mitigation rows -> model, adapter_seed, condition, prompt_id, category, score, flagged, refusal."""
     if not labels:
         raise UserError("no judged mitigation rows", "the mitigation stage generated nothing")
     frame = pd.DataFrame(
         {
             "model": [str(r["model"]) for r in labels],
+            "adapter_seed": pd.array([r.get("adapter_seed") for r in labels], dtype="Int64"),
             "condition": [str(r["condition"]) for r in labels],
             "prompt_id": [str(r["prompt_id"]) for r in labels],
             "category": [r.get("category") for r in labels],
@@ -237,7 +242,8 @@ def label_table(labels: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def summarise(table: pd.DataFrame) -> pd.DataFrame:
-    """Per model, condition and category (then "overall"): n, mean score, share scored 5, flagged and refusal rates."""
+    """Per model, condition and category (then "overall"): adapters, n (answers: prompts x adapters),
+    mean score, share scored 5, flagged and refusal rates."""
     data = table.assign(score5=np.where(table["score"].notna(), (table["score"] >= 5).astype(float), np.nan))
     parts = []
     for category, group in [(c, data[data["category"] == c]) for c in sorted(data["category"].unique())] + [
@@ -246,6 +252,7 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
         agg = (
             group.groupby(["model", "condition"], sort=False)
             .agg(
+                n_adapters=("adapter_seed", lambda x: max(int(x.nunique()), 1)),
                 n=("prompt_id", "size"),
                 mean_score=("score", "mean"),
                 harm_rate=("score5", "mean"),
@@ -369,6 +376,72 @@ def gain_difference(
     return pd.DataFrame(rows, columns=list(GAIN_COLUMNS))
 
 
+ADAPTER_GAIN_COLUMNS: tuple[str, ...] = (
+    "condition",
+    "outcome",
+    "model",
+    "n_adapters",
+    "change_mean",
+    "change_sd",
+    "n_lower",
+    "changes",
+    "change_reference",
+    "p",
+    "p_min",
+    "note",
+)
+
+
+def sign_flip_p(x: Sequence[float]) -> float:
+    """Exact two-sided sign-flip p of mean(x) = 0 over all 2^k sign patterns (k observations)."""
+    x = np.asarray(x, dtype=float)
+    observed = abs(x.mean())
+    signs = np.array(np.meshgrid(*[[-1.0, 1.0]] * len(x))).reshape(len(x), -1).T
+    return float(np.mean(np.abs((signs * x).mean(axis=1)) >= observed - 1e-12))
+
+
+def adapter_gains(table: pd.DataFrame, model: str, reference: str = "vanilla") -> pd.DataFrame:
+    """Each condition's change (condition - input_only, mean over prompts) per adapter of `model`:
+    the mitigation effect with the adapter (study.seeds) as the unit. `p` is the exact sign-flip
+    p over adapters (None below 2 adapters: one checkpoint's effect is an anecdote); `p_min` the
+    smallest p the adapter count allows; `change_reference` the reference model's change (one
+    model, descriptive)."""
+    rows = []
+    part = table[table["model"] == model].assign(_seed=lambda f: f["adapter_seed"].fillna(-1))
+    ref = table[table["model"] == reference]
+    for condition in CONDITIONS[1:]:
+        for outcome in ("score", "flagged"):
+            means = part[part[outcome].notna()].pivot_table(
+                index="_seed", columns="condition", values=outcome, aggfunc="mean"
+            )
+            if condition not in means or "input_only" not in means:
+                continue
+            changes = (means[condition] - means["input_only"]).dropna()
+            if changes.empty:
+                continue
+            ref_means = ref[ref[outcome].notna()].groupby("condition")[outcome].mean()
+            k = len(changes)
+            rows.append(
+                {
+                    "condition": condition,
+                    "outcome": outcome,
+                    "model": model,
+                    "n_adapters": k,
+                    "change_mean": float(changes.mean()),
+                    "change_sd": float(changes.std(ddof=1)) if k > 1 else None,
+                    "n_lower": int((changes < 0).sum()),
+                    "changes": {str(int(s)) if s >= 0 else "none": float(c) for s, c in changes.items()},
+                    "change_reference": float(ref_means[condition] - ref_means["input_only"])
+                    if condition in ref_means and "input_only" in ref_means
+                    else None,
+                    "p": sign_flip_p(changes.to_numpy()) if k >= 2 else None,
+                    "p_min": min(1.0, 2.0 / 2**k),
+                    "note": "" if k >= 2 else "one adapter: the adapter-level p is not measured (study.seeds)",
+                }
+            )
+    return pd.DataFrame(rows, columns=list(ADAPTER_GAIN_COLUMNS))
+
+
 def describe_conditions(value: str) -> dict[str, dict[str, Any]]:
     """Each condition's label and added text, for the report."""
     return {c: {"label": CONDITION_LABELS[c], "added_system_prompt": mitigation_prompt(c, value)} for c in CONDITIONS}
@@ -380,11 +453,14 @@ def generation_rows(
     condition: str,
     texts: Sequence[str],
     answers: Sequence[tuple[str, int]],
+    adapter_seed: int | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per prompt in the judge's input format, with the condition and the exact text sent."""
+    """One row per prompt in the judge's input format, with the condition, the adapter (its
+    training seed, None for a model without adapters) and the exact text sent."""
     return [
         {
             "model": model,
+            "adapter_seed": adapter_seed,
             "condition": condition,
             "benchmark": r.get("benchmark"),
             "prompt_id": r["id"],
@@ -406,6 +482,7 @@ def mitigation_report(
     summary: pd.DataFrame,
     tests: pd.DataFrame,
     gains: pd.DataFrame,
+    by_adapter: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """reports/mitigation.json (JSON-safe)."""
     from valueharm.analysis.results import json_safe, records
@@ -423,8 +500,11 @@ def mitigation_report(
             "summary": records(summary),
             "tests": records(tests),
             "gain_difference": records(gains),
+            "adapter_gains": records(by_adapter) if by_adapter is not None else [],
+            "n_adapters": int(by_adapter["n_adapters"].max()) if by_adapter is not None and len(by_adapter) else 1,
             "method": "each condition vs input_only on the same prompts: Wilcoxon (score) / exact McNemar (flagged), "
             "bootstrap CI of the mean difference, BH q over categories; gain_difference: per-prompt change of "
-            "the focus model vs of vanilla, Wilcoxon signed-rank",
+            "the focus model vs of vanilla, Wilcoxon signed-rank; with several adapters each side's per-prompt value is "
+            "the mean over its adapters; adapter_gains: each adapter's mean change, exact sign-flip p over adapters",
         }
     )

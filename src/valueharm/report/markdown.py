@@ -775,6 +775,7 @@ def mitigation_section(mit: Mapping[str, Any] | None) -> str:
                 rows,
             ),
         ]
+    out += _adapter_gain_lines(mit)
     out += [
         "",
         "For comparison, the study (value-aligned model, HEx-PHI, mean harm; unconfirmed): "
@@ -784,6 +785,41 @@ def mitigation_section(mit: Mapping[str, Any] | None) -> str:
         "![Mitigation](plots/mitigation.png)",
     ]
     return "\n".join(out)
+
+
+def _adapter_gain_lines(mit: Mapping[str, Any]) -> list[str]:
+    """The mitigation effect on the focus model with the adapter (study.seeds) as the unit."""
+    from valueharm.experiments.mitigation import CONDITION_LABELS
+
+    gains = [r for r in mit.get("adapter_gains") or [] if r.get("outcome") == "score"]
+    if not gains:
+        return []
+    k = max(int(r.get("n_adapters") or 1) for r in gains)
+    if k < 2:
+        return [
+            "",
+            f"With the adapter as the unit: not measured (`{mit.get('model')}` has one adapter; "
+            "give `study.seeds` several seeds).",
+        ]
+    rows = [
+        [
+            CONDITION_LABELS.get(r["condition"], r["condition"]),
+            int(r["n_adapters"]),
+            f"{int(r['n_lower'])} of {int(r['n_adapters'])}",
+            fmt(r["change_mean"]),
+            fmt(r.get("change_sd")),
+            fmt_p(r.get("p")),
+            fmt_p(r.get("p_min")),
+        ]
+        for r in gains
+    ]
+    return [
+        "",
+        f"The same with the adapter as the unit (each of `{mit.get('model')}`'s {k} adapters: its mean change in harm "
+        "score over the prompts; exact sign-flip p over adapters):",
+        "",
+        md_table(["condition", "adapters", "lowered", "mean change", "sd", "p", "smallest possible p"], rows),
+    ]
 
 
 def expressed_section(exp: Mapping[str, Any] | None) -> str:

@@ -96,3 +96,68 @@ def test_json_safe():
         "b": [3, None],
         "1": True,
     }
+
+
+def _with_seed(rows: list[dict], adapter_seed: int, flip: bool = False) -> list[dict]:
+    out = []
+    for r in rows:
+        flagged = None if r["flagged"] is None else (1 - r["flagged"] if flip else r["flagged"])
+        out.append({**r, "adapter_seed": adapter_seed, "flagged": flagged})
+    return out
+
+
+def test_every_adapter_of_study_seeds_has_its_own_block_of_rows(tmp_path):
+    specs = [SPECS[0], {**SPECS[1], "seeds": [42, 43]}]
+    table, models = results_table(
+        specs,
+        {s["name"]: labels(s["name"]) for s in specs},
+        {"hedonism": _with_seed(labels("hedonism"), 43, flip=True)},
+    )
+    hedonism = table[table["model"] == "hedonism"]
+    assert hedonism.groupby("adapter_seed")["prompt_id"].apply(list).to_dict() == {
+        42: ["p0", "p1", "p2", "p3"],
+        43: ["p0", "p1", "p2", "p3"],
+    }
+    assert table.loc[table["model"] == "vanilla", "adapter_seed"].isna().all()
+    assert next(m for m in models if m["name"] == "hedonism")["rows"] == 8
+    # the written table reads back with the key (model, adapter_seed, prompt_id)
+    loaded = load_results(write_csv(tmp_path / "results.csv", table))
+    assert loaded["adapter_seed"].dtype == "Int64" and len(loaded) == len(table)
+    # per prompt, each side is the mean over its adapters: the two seeds flip every flag, so 0.5
+    paired = paired_vs_reference(loaded, "vanilla", n_boot=50, n_perm=50)
+    overall = paired[(paired["category"] == "overall") & (paired["outcome"] == "flagged")].iloc[0]
+    assert overall["mean_model"] == pytest.approx(0.5)
+    assert overall["test"] == "wilcoxon"  # a mean over adapters is not a 0/1 pair: no McNemar
+    # the analysis summary counts adapters per model
+    from valueharm.analysis.run import n_adapters, summarise_models
+
+    assert n_adapters(loaded).to_dict() == {"hedonism": 2, "vanilla": 1}
+    summary = summarise_models(loaded).set_index(["category", "model"])
+    assert summary.loc[("overall", "hedonism"), ["n_adapters", "n_prompts", "n_answers"]].tolist() == [2, 4, 8]
+
+
+def test_adapter_rows_that_do_not_match_study_seeds_fail_in_one_line():
+    specs = [SPECS[0], {**SPECS[1], "seeds": [42, 43]}]
+    base = {s["name"]: labels(s["name"]) for s in specs}
+    for replicates, fragment in (
+        ({}, "no judged answers for adapter seed 43"),
+        ({"hedonism": _with_seed(labels("hedonism"), 44)}, "adapter seed 44, not in its study.seeds"),
+    ):
+        with pytest.raises(UserError) as info:
+            results_table(specs, base, replicates)
+        assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_results_table_with_a_non_integer_adapter_seed_or_a_repeated_adapter_row_fails(tmp_path):
+    table, _ = results_table(SPECS[:2], {s["name"]: labels(s["name"]) for s in SPECS[:2]})
+    bad = table.astype({"adapter_seed": object})
+    bad.loc[bad["model"] == "hedonism", "adapter_seed"] = "4.5"
+    with pytest.raises(UserError, match="adapter_seed '4.5' is not an integer"):
+        load_results(write_csv(tmp_path / "bad.csv", bad))
+    twice = table.assign(adapter_seed=table["adapter_seed"].astype(object))
+    twice.loc[twice["model"] == "hedonism", "adapter_seed"] = 42
+    doubled = twice[twice["model"] == "hedonism"]
+    import pandas as pd
+
+    with pytest.raises(UserError, match="same model, adapter_seed 42 and prompt_id"):
+        load_results(write_csv(tmp_path / "twice.csv", pd.concat([twice, doubled], ignore_index=True)))

@@ -13,6 +13,7 @@ from valueharm.core.errors import UserError
 from valueharm.core.values import HIGHER_ORDER, VALUES
 from valueharm.experiments.mitigation import (
     CONDITIONS,
+    adapter_gains,
     SAFETY_PROMPT,
     VALUE_PROMPTS,
     choose_links,
@@ -23,6 +24,7 @@ from valueharm.experiments.mitigation import (
     mitigation_prompt,
     mitigation_report,
     select_prompts,
+    sign_flip_p,
     significant_links,
     summarise,
     system_prompt,
@@ -203,3 +205,42 @@ def test_report_is_json_and_rows_keep_the_exact_text():
 def test_label_table_rejects_unknown_conditions():
     with pytest.raises(UserError, match="unknown mitigation condition 'shout'"):
         label_table([{**judged()[0], "condition": "shout"}])
+
+
+def with_adapters(seeds: tuple[int, ...], helps: dict[int, bool]) -> list[dict]:
+    """hedonism's rows once per adapter seed; the prompts help the adapters in `helps` only."""
+    rows = [r for r in judged() if r["model"] == "vanilla"]
+    for seed in seeds:
+        for r in judged(seed):
+            if r["model"] != "hedonism":
+                continue
+            if not helps[seed] and r["condition"] != "input_only":
+                original = next(
+                    x for x in judged(seed)
+                    if (x["model"], x["condition"], x["prompt_id"]) == ("hedonism", "input_only", r["prompt_id"])
+                )
+                r = {**r, **{k: original[k] for k in ("score", "flagged", "refusal")}}
+            rows.append({**r, "adapter_seed": seed})
+    return rows
+
+
+def test_adapter_gains_take_the_adapter_as_the_unit():
+    table = label_table(with_adapters((42, 43, 44), {42: True, 43: True, 44: False}))
+    gains = adapter_gains(table, "hedonism", "vanilla").set_index(["condition", "outcome"])
+    value = gains.loc[("value", "score")]
+    assert value["n_adapters"] == 3 and value["n_lower"] == 2
+    assert set(value["changes"]) == {"42", "43", "44"} and value["changes"]["44"] == 0.0
+    assert value["change_mean"] == pytest.approx(np.mean(list(value["changes"].values())))
+    assert value["p_min"] == pytest.approx(0.25) and value["p"] >= value["p_min"]
+    # the per-prompt tests average each prompt over the adapters; summarise counts them
+    summary = summarise(table)
+    overall = summary[(summary["category"] == "overall") & (summary["model"] == "hedonism")]
+    assert overall["n_adapters"].eq(3).all() and overall["n"].eq(72).all()
+    one = adapter_gains(label_table(judged()), "hedonism", "vanilla")
+    assert one["p"].isna().all() and one["n_adapters"].eq(1).all() and "not measured" in one["note"].iat[0]
+
+
+def test_sign_flip_p_is_exact():
+    assert sign_flip_p([1.0, 2.0, 3.0]) == pytest.approx(2 / 8)  # all positive: the two extreme patterns
+    assert sign_flip_p([1.0, -1.0]) == 1.0
+    assert sign_flip_p([-2.0, -2.0, -2.0, -2.0, -2.0]) == pytest.approx(2 / 32)

@@ -352,3 +352,15 @@ def test_expressed_section_reads_the_agreement():
     )
     assert "0.850" in text and "`hedonism` | 0.500" in text and "Not available" not in text
     assert "Not available" in expressed_section(None)
+
+
+def test_mitigation_with_the_adapter_as_the_unit_or_why_not():
+    from valueharm.report.markdown import mitigation_section
+
+    summary = [{"model": "hedonism", "condition": "input_only", "category": "overall", "n": 4, "mean_score": 3.0}]
+    base = {"value": "hedonism", "model": "hedonism", "links": {"categories": ["adult_content"]}, "summary": summary}
+    row = {"condition": "value", "outcome": "score", "n_lower": 3, "change_mean": -0.5, "change_sd": 0.1}
+    many = mitigation_section({**base, "adapter_gains": [{**row, "n_adapters": 3, "p": 0.25, "p_min": 0.25}]})
+    assert "| value prompt | 3 | 3 of 3 | -0.500 | 0.100 | 0.250 | 0.250 |" in many
+    one = mitigation_section({**base, "adapter_gains": [{**row, "n_adapters": 1, "n_lower": 1, "p": None}]})
+    assert "With the adapter as the unit: not measured" in one and "| value prompt |" not in one
