@@ -149,8 +149,11 @@ class Train:
     lora: Lora = field(default_factory=lambda: Lora(r=8, alpha=32, dropout=0.1, top_layers=12))
     stage1: Optimiser = field(default_factory=lambda: Optimiser(lr=2.0e-3, max_steps=6))
     # stage 2 at 60 steps of 8: the smallest measured budget at which the default's value adapters pass
-    # the manipulation check (README, "The value manipulation"); 4 steps of 4 never did
-    stage2: Optimiser = field(default_factory=lambda: Optimiser(lr=2.0e-3, batch_size=8, max_steps=60))
+    # the manipulation check (README, "The value manipulation"); 4 steps of 4 never did.
+    # max_length 192 tokens: the default's QA prompts (chat template, instruction, statement, question) are 150-180
+    # tokens; at 128 every one lost its first ~40 (the template's start and the instruction), which the
+    # questionnaire then shows in full. The study used 128 (docs/paper.md); the paper preset keeps it.
+    stage2: Optimiser = field(default_factory=lambda: Optimiser(lr=2.0e-3, batch_size=8, max_steps=60, max_length=192))
     # stage-2 high (4..6) and low (1..3) answers 50/50 (a deviation from the study: an extreme
     # profile's targets are 9 in 10 "1"); none: as the study
     qa_balance: Literal["balanced", "none"] = "balanced"

@@ -291,3 +291,33 @@ def test_bf16_autocast_training_matches_fp32_loss_and_is_deterministic(base_mode
     assert all(p.dtype == torch.float32 for p in lora.values())
     assert first["history"] == again["history"]
     assert all(torch.equal(lora[n], lora_again[n]) for n in lora)
+
+
+def test_the_default_recipe_trains_on_whole_prompts(base_model_dir, default_data):
+    """No AG or QA prompt of the default corpus is cut at its stage's max_length: a cut removes the
+    chat template's start and the instruction, which the questionnaire and generation then show
+    the model in full (a 128-token stage 2 cut every QA prompt by about 40 tokens)."""
+    from transformers import AutoTokenizer
+
+    from valueharm.alignment.examples import vim_examples
+    from valueharm.alignment.training import encode_pair
+    from valueharm.core.schema import to_dict, validate_params
+    from valueharm.core.values import VALUES
+    from valueharm.models.base import end_of_turn, format_prompt
+    from valueharm.profiles.study import ModelSpec
+
+    train = to_dict(validate_params({}))["train"]
+    tokenizer = AutoTokenizer.from_pretrained(base_model_dir)
+    target = {v: (6.0 if v == "hedonism" else 1.0) for v in VALUES}
+    built = vim_examples(
+        ModelSpec("hedonism", "adapter", "hedonism", target), default_data / "corpora/value_arguments.tsv", train, 42
+    )
+    stop = end_of_turn(tokenizer)
+    for stage, settings in (("ag", train["stage1"]), ("qa", train["stage2"])):
+        examples = [e for part in built[stage] for e in part]
+        cuts = [
+            encode_pair(tokenizer, format_prompt(tokenizer, e.prompt), e.target + stop, settings["max_length"])
+            for e in examples
+        ]
+        assert all(c is not None for c in cuts), stage
+        assert sum(c[2] > 0 for c in cuts) == 0, f"{stage}: prompts cut at max_length {settings['max_length']}"

@@ -13,9 +13,9 @@ from valueharm.core.errors import UserError
 from valueharm.core.values import HIGHER_ORDER, VALUES
 from valueharm.experiments.mitigation import (
     CONDITIONS,
-    adapter_gains,
     SAFETY_PROMPT,
     VALUE_PROMPTS,
+    adapter_gains,
     choose_links,
     condition_tests,
     gain_difference,
@@ -216,7 +216,8 @@ def with_adapters(seeds: tuple[int, ...], helps: dict[int, bool]) -> list[dict]:
                 continue
             if not helps[seed] and r["condition"] != "input_only":
                 original = next(
-                    x for x in judged(seed)
+                    x
+                    for x in judged(seed)
                     if (x["model"], x["condition"], x["prompt_id"]) == ("hedonism", "input_only", r["prompt_id"])
                 )
                 r = {**r, **{k: original[k] for k in ("score", "flagged", "refusal")}}
