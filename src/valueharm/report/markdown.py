@@ -791,7 +791,9 @@ def _adapter_gain_lines(mit: Mapping[str, Any]) -> list[str]:
     """The mitigation effect on the focus model with the adapter (study.seeds) as the unit."""
     from valueharm.experiments.mitigation import CONDITION_LABELS
 
-    gains = [r for r in mit.get("adapter_gains") or [] if r.get("outcome") == "score"]
+    rows_all = mit.get("adapter_gains") or []
+    outcome = "score" if any(r.get("outcome") == "score" for r in rows_all) else "flagged"
+    gains = [r for r in rows_all if r.get("outcome") == outcome]
     if not gains:
         return []
     k = max(int(r.get("n_adapters") or 1) for r in gains)
@@ -815,8 +817,8 @@ def _adapter_gain_lines(mit: Mapping[str, Any]) -> list[str]:
     ]
     return [
         "",
-        f"The same with the adapter as the unit (each of `{mit.get('model')}`'s {k} adapters: its mean change in harm "
-        "score over the prompts; exact sign-flip p over adapters):",
+        f"The same with the adapter as the unit (each of `{mit.get('model')}`'s {k} adapters: its mean change in "
+        f"{'harm score' if outcome == 'score' else 'flagged rate'} over the prompts; exact sign-flip p over adapters):",
         "",
         md_table(["condition", "adapters", "lowered", "mean change", "sd", "p", "smallest possible p"], rows),
     ]

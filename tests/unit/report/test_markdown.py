@@ -364,3 +364,5 @@ def test_mitigation_with_the_adapter_as_the_unit_or_why_not():
     assert "| value prompt | 3 | 3 of 3 | -0.500 | 0.100 | 0.250 | 0.250 |" in many
     one = mitigation_section({**base, "adapter_gains": [{**row, "n_adapters": 1, "n_lower": 1, "p": None}]})
     assert "With the adapter as the unit: not measured" in one and "| value prompt |" not in one
+    flagged = mitigation_section({**base, "adapter_gains": [{**row, "outcome": "flagged", "n_adapters": 1}]})
+    assert "With the adapter as the unit: not measured" in flagged  # a classifier judge gives no score
