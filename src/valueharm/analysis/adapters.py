@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from valueharm.analysis.results import adapter_groups
 from valueharm.core.errors import UserError
 
 OUTCOMES: tuple[str, ...] = ("score", "flagged", "harmful", "compliance", "refusal")
@@ -53,18 +54,8 @@ def adapter_table(
     rows = []
     for spec in specs:
         name = spec["name"]
-        seeds = list(spec.get("seeds") or [None])
-        groups: dict[Any, list[Mapping[str, Any]]] = {seeds[0]: list(labels.get(name) or [])}
-        for row in (replicate_labels or {}).get(name) or []:
-            groups.setdefault(row.get("adapter_seed"), []).append(row)
-        missing = [s for s in seeds if not groups.get(s)]
-        if missing:
-            raise UserError(
-                f"model {name!r} has no judged answers for adapter seed {missing[0]}",
-                f"re-run `dvc repro judge@{name}` (study.seeds: {seeds})",
-            )
-        for adapter_seed in seeds:
-            group = groups[adapter_seed]
+        groups = adapter_groups(spec, labels.get(name) or [], (replicate_labels or {}).get(name) or [])
+        for adapter_seed, group in groups:
             rows.append(
                 {
                     "model": name,

@@ -105,30 +105,31 @@ def model_record(spec: Mapping[str, Any], rows: int, dropped: int) -> dict[str, 
     }
 
 
-def _adapter_groups(
+def adapter_groups(
     spec: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], replicate_rows: Sequence[Mapping[str, Any]]
 ) -> list[tuple[int | None, list[Mapping[str, Any]]]]:
-    """(adapter seed, label rows) per adapter of a model, in study.seeds order; (None, rows) for a
-    model without trained adapters."""
-    seeds = list(spec.get("seeds") or [])
-    if not seeds:
-        return [(None, list(rows))]
-    groups: dict[int, list[Mapping[str, Any]]] = {int(seeds[0]): list(rows)}
+    """(adapter seed, label rows) per adapter of a model, in study.seeds order: the first seed's rows
+    are `rows`, the others' come from `replicate_rows` by `adapter_seed`; (None, rows) for a model
+    without trained adapters. Fails in one line when an adapter has no rows or a row names a seed
+    that is not the model's."""
+    seeds: list[int | None] = [int(s) for s in spec.get("seeds") or []] or [None]
+    groups: dict[int | None, list[Mapping[str, Any]]] = {seeds[0]: list(rows)}
     for row in replicate_rows:
-        groups.setdefault(int(row.get("adapter_seed")), []).append(row)
-    unknown = sorted(set(groups) - {int(s) for s in seeds})
+        seed = row.get("adapter_seed")
+        groups.setdefault(None if seed is None else int(seed), []).append(row)
+    unknown = [s for s in groups if s not in seeds]
     if unknown:
         raise UserError(
             f"the replicate labels of {spec['name']!r} hold adapter seed {unknown[0]}, not in its study.seeds {seeds}",
             f"re-run `dvc repro judge@{spec['name']}`",
         )
-    missing = [s for s in seeds if not groups.get(int(s))]
+    missing = [s for s in seeds if not groups.get(s)]
     if missing:
         raise UserError(
             f"model {spec['name']!r} has no judged answers for adapter seed {missing[0]}",
             f"re-run `dvc repro judge@{spec['name']}` (study.seeds: {seeds})",
         )
-    return [(int(s), groups[int(s)]) for s in seeds]
+    return [(s, groups[s]) for s in seeds]
 
 
 def results_table(
@@ -160,7 +161,7 @@ def results_table(
             )
         target = target_of(spec)
         n_kept = n_all = 0
-        for adapter_seed, group in _adapter_groups(spec, rows, replicate_rows):
+        for adapter_seed, group in adapter_groups(spec, rows, replicate_rows):
             kept = [r for r in group if r.get("score") is not None or r.get("flagged") is not None]
             parts.append(_frame(name, spec.get("kind"), adapter_seed, kept, target))
             n_kept, n_all = n_kept + len(kept), n_all + len(group)

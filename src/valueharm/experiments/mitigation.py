@@ -394,10 +394,10 @@ ADAPTER_GAIN_COLUMNS: tuple[str, ...] = (
 
 def sign_flip_p(x: Sequence[float]) -> float:
     """Exact two-sided sign-flip p of mean(x) = 0 over all 2^k sign patterns (k observations)."""
+    from valueharm.analysis.run import paired_permutation_test
+
     x = np.asarray(x, dtype=float)
-    observed = abs(x.mean())
-    signs = np.array(np.meshgrid(*[[-1.0, 1.0]] * len(x))).reshape(len(x), -1).T
-    return float(np.mean(np.abs((signs * x).mean(axis=1)) >= observed - 1e-12))
+    return paired_permutation_test(x, np.zeros_like(x), n_perm=2 ** len(x))  # exact at this n_perm
 
 
 def adapter_gains(table: pd.DataFrame, model: str, reference: str = "vanilla") -> pd.DataFrame:
@@ -409,17 +409,20 @@ def adapter_gains(table: pd.DataFrame, model: str, reference: str = "vanilla") -
     rows = []
     part = table[table["model"] == model].assign(_seed=lambda f: f["adapter_seed"].fillna(-1))
     ref = table[table["model"] == reference]
+    per_outcome = {  # (model's means by adapter x condition, reference's means by condition)
+        outcome: (
+            part[part[outcome].notna()].pivot_table(index="_seed", columns="condition", values=outcome, aggfunc="mean"),
+            ref[ref[outcome].notna()].groupby("condition")[outcome].mean(),
+        )
+        for outcome in ("score", "flagged")
+    }
     for condition in CONDITIONS[1:]:
-        for outcome in ("score", "flagged"):
-            means = part[part[outcome].notna()].pivot_table(
-                index="_seed", columns="condition", values=outcome, aggfunc="mean"
-            )
+        for outcome, (means, ref_means) in per_outcome.items():
             if condition not in means or "input_only" not in means:
                 continue
             changes = (means[condition] - means["input_only"]).dropna()
             if changes.empty:
                 continue
-            ref_means = ref[ref[outcome].notna()].groupby("condition")[outcome].mean()
             k = len(changes)
             rows.append(
                 {
