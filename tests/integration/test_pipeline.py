@@ -75,8 +75,10 @@ def first_repro(smoke_repo) -> str:
 
 
 def test_first_repro_runs_every_stage(smoke_repo, models, first_repro):
-    per_model = {f"{stage}@{m}" for stage in ("train", "align_check", "generate", "judge") for m in models}
-    single = {
+    steps = ("train", "align_check", "generate", "judge")
+    per_model = {f"{stage}@{m}" for stage in steps for m in models}
+    specs = {f"{step}_spec" for step in steps}  # each step's code and params, one file per step
+    single = specs | {
         "validate",
         "base_model",
         "safety_tune",
@@ -206,17 +208,23 @@ def changed_stages(repo: Path) -> set[str]:
 
 
 def test_library_edit_reruns_exactly_its_dependents(smoke_repo, models, first_repro):
-    """alignment/examples.py is imported by train and by validate's seed check: dvc sees exactly those."""
+    """alignment/examples.py is imported by train and by validate's seed check: dvc sees exactly those.
+
+    The per-model stages see code through their step's spec file: the edit changes train_spec, and
+    once train_spec has run, exactly every train@<model> (nothing else) is out of date."""
     module = smoke_repo / "src/valueharm/alignment/examples.py"
     original = module.read_text()
     module.write_text(original + "\n# an edit that changes no behaviour\n")
     try:
-        assert changed_stages(smoke_repo) == {f"train@{m}" for m in models} | {"validate"}
+        assert changed_stages(smoke_repo) == {"train_spec", "validate"}
         dry = ran_stages(run(["dvc", "repro", "--dry"], smoke_repo).stdout)
-        assert {f"train@{m}" for m in models} <= dry
-        assert not dry & {"base_model", "safety_tune", "profiles", "benchmarks", "judge_model"}
+        assert "train_spec" in dry
+        assert not dry & {"base_model", "safety_tune", "profiles", "benchmarks", "judge_model", "align_check_spec"}
+        run(["dvc", "repro", "train_spec"], smoke_repo)
+        assert changed_stages(smoke_repo) == {f"train@{m}" for m in models} | {"validate"}
     finally:
         module.write_text(original)
+    run(["dvc", "repro", "train_spec"], smoke_repo)  # back to the original spec file
     assert changed_stages(smoke_repo) == set()
 
 
