@@ -26,6 +26,7 @@ def main(step: str) -> None:
 
 
 if __name__ == "__main__":
+    # Not core.params.run_stage: it would also write reports/perf/spec-<step>.json, an output no stage declares.
     try:
         if len(sys.argv) != 2:
             raise UserError("usage: python -m stages.spec STEP", "name a step, e.g. `python -m stages.spec train`")
