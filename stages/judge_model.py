@@ -1,6 +1,6 @@
-"""Stage judge_model: fit the default judge (MiniLM joint embedding of request and answer + cues + logistic heads
-for harmful and compliance) on PyRIT's human labels and the labelled set's train split, with
-request-grouped cross-validation."""
+"""Stage judge_model: fit the default judge on PyRIT's human labels and the labelled set's train split:
+the packaged MiniLM fine-tuned as a cross-encoder on (request, answer) with harmful and compliance heads,
+tested on a request-grouped fold it never saw (or, with kind probe, frozen features + logistic heads)."""
 
 from valueharm.core.atomic import write_json
 from valueharm.core.params import load_params, run_stage, section
@@ -25,6 +25,12 @@ def main() -> None:
         max_refusal_rows=p.get("max_refusal_rows", 600),
         benign_path=p.get("benign"),
         n_benign=int(p.get("n_benign", 120)),
+        kind=p["kind"],
+        epochs=int(p["epochs"]),
+        lr=float(p["lr"]),
+        batch_size=int(p["batch_size"]),
+        dtype=p["dtype"],
+        all_folds=bool(p["all_folds"]),
     )
     write_json(report_file("judge_model.json"), metrics)
 

@@ -215,11 +215,18 @@ class Generate:
 
 @dataclass
 class JudgeModel:
+    # cross_encoder: MiniLM fine-tuned on (request, answer); probe: frozen MiniLM features + logistic heads
+    kind: Literal["cross_encoder", "probe"] = "cross_encoder"
     pyrit_dir: str = "data/judge/pyrit_scorer_evals"
-    C: float = rule(0.01, gt=0)  # L2 strength of both heads (CV on PyRIT: 0.01 beat 0.003..0.3)
-    folds: int = rule(5, ge=2, le=50)
+    C: float = rule(0.01, gt=0)  # probe: L2 strength of both heads (CV on PyRIT: 0.01 beat 0.003..0.3)
+    folds: int = rule(5, ge=2, le=50)  # request-grouped folds; the cross-encoder is tested on the first
+    all_folds: bool = False  # cross_encoder: also train and test on every other fold (cv_auc; folds x the cost)
     max_rows: int | None = rule(2000, ge=10)
-    max_seq_length: int = rule(128, ge=8, le=512)
+    max_seq_length: int = rule(256, ge=8, le=512)
+    epochs: int = rule(3, ge=1, le=100)  # cross_encoder fine-tuning
+    lr: float = rule(5.0e-5, gt=0.0, le=1.0)
+    batch_size: int = rule(16, ge=1, le=4096)
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 autocast on AMX-BF16 CPUs
     # the labelled set of the project's own answers; its `train` split is used here, `heldout` never
     labels: str | None = "src/valueharm/corpora/judge_labels.jsonl"
     own_weight: float = rule(3.0, ge=0.0)  # weight of a labelled own answer relative to a PyRIT row

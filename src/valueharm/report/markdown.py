@@ -153,11 +153,11 @@ def setup_section(inp: ReportInputs) -> str:
         f"- **Generation:** temperature {sampling.get('temperature')}, top-p {sampling.get('top_p')}, "
         f"{sampling.get('max_new_tokens')} new tokens (the study: 0.1 / 0.75 / 64)."
     )
-    auc = (inp.judge_model or {}).get("cv_auc")
+    auc = judge_model_auc(inp.judge_model)
     lines.append(
         f"- **Judge:** `{judge.get('name')}`"
         + (f", second judge `{judge.get('second')}`" if judge.get("second") else "")
-        + (f"; the classifier's cross-validated AUC is {fmt(auc)}" if auc is not None else "")
+        + (f"; the classifier's {auc[1]} is {fmt(auc[0])}" if auc else "")
         + "."
     )
     kappas = [j.get("agreement", {}).get("kappa") for j in inp.judge.values() if j.get("agreement")]
@@ -178,6 +178,16 @@ def setup_section(inp: ReportInputs) -> str:
     return "\n".join(lines)
 
 
+def judge_model_auc(metrics: dict[str, Any] | None) -> tuple[float, str] | None:
+    """(AUC, what it is) of the trained classifier judge: cross-validated where it was, else its held-out fold."""
+    metrics = metrics or {}
+    if _finite(metrics.get("cv_auc")):
+        return float(metrics["cv_auc"]), "cross-validated AUC"
+    if _finite(metrics.get("test_auc")):
+        return float(metrics["test_auc"]), "AUC on a held-out fold of requests"
+    return None
+
+
 def caveats(inp: ReportInputs) -> list[str]:
     """What limits these numbers, stated with the measured figures where there are any."""
     params = inp.params
@@ -192,12 +202,18 @@ def caveats(inp: ReportInputs) -> list[str]:
             "for a few optimiser steps only. Read the numbers as a check that the pipeline works, not as a replication."
         )
     if judge == "classifier":
-        auc = (inp.judge_model or {}).get("cv_auc")
+        metrics = inp.judge_model or {}
+        auc = judge_model_auc(metrics)
+        what = (
+            "a logistic regression on frozen MiniLM features of the request and the answer"
+            if metrics.get("kind", "probe") == "probe"
+            else "MiniLM (22M parameters) fine-tuned as a cross-encoder on the request and the answer together"
+        )
         out.append(
-            "The default judge is a logistic regression on MiniLM features of the request and the answer, trained on "
-            f"PyRIT's human labels and this project's labelled train split (cross-validated AUC on PyRIT {fmt(auc)}). "
-            "It is far weaker than the study's GPT-4o rubric and gives P(harmful), not the rubric's 1..5 levels; see "
-            "the Judge section for its agreement with held-out human labels. The paper preset uses an LLM judge."
+            f"The default judge is {what}, trained on PyRIT's human labels and this project's labelled train split"
+            + (f" ({auc[1]} on PyRIT {fmt(auc[0])})" if auc else "")
+            + ". It is far weaker than the study's GPT-4o rubric and gives P(harmful), not the rubric's 1..5 levels; "
+            "see the Judge section for its agreement with held-out human labels. The paper preset uses an LLM judge."
         )
     elif judge == "refusal":
         out.append(

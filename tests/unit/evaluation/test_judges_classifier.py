@@ -85,7 +85,7 @@ def rows_for(table, model="m"):
 
 
 FIXTURE_LABELS = Path(__file__).parent / "fixtures" / "judge_labels_tiny.jsonl"
-SMALL = {"max_rows": 80, "folds": 3, "max_seq_length": 64, "max_refusal_rows": 40, "n_babble": 10}
+SMALL = {"kind": "probe", "max_rows": 80, "folds": 3, "max_seq_length": 64, "max_refusal_rows": 40, "n_babble": 10}
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +212,15 @@ def test_cache_hit_does_no_work(trained, tmp_path, monkeypatch):
 
 
 def test_training_is_deterministic(pyrit_dir, tmp_path):
-    args = {"seed": 3, "max_rows": 24, "folds": 2, "max_seq_length": 64, "max_refusal_rows": 12, "n_babble": 4}
+    args = {
+        "kind": "probe",
+        "seed": 3,
+        "max_rows": 24,
+        "folds": 2,
+        "max_seq_length": 64,
+        "max_refusal_rows": 12,
+        "n_babble": 4,
+    }
     a = C.train_classifier(pyrit_dir, tmp_path / "a", **args)
     b = C.train_classifier(pyrit_dir, tmp_path / "b", **args)
     assert a == b

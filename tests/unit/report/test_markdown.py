@@ -366,3 +366,12 @@ def test_mitigation_with_the_adapter_as_the_unit_or_why_not():
     assert "With the adapter as the unit: not measured" in one and "| value prompt |" not in one
     flagged = mitigation_section({**base, "adapter_gains": [{**row, "outcome": "flagged", "n_adapters": 1}]})
     assert "With the adapter as the unit: not measured" in flagged  # a classifier judge gives no score
+
+
+def test_judge_model_auc_names_what_was_measured():
+    from valueharm.report.markdown import judge_model_auc
+
+    assert judge_model_auc({"kind": "probe", "cv_auc": 0.79}) == (0.79, "cross-validated AUC")
+    assert judge_model_auc({"kind": "cross_encoder", "test_auc": 0.88}) == (0.88, "AUC on a held-out fold of requests")
+    assert judge_model_auc({"kind": "cross_encoder", "test_auc": 0.88, "cv_auc": 0.86})[1] == "cross-validated AUC"
+    assert judge_model_auc({"test_auc": None}) is None and judge_model_auc(None) is None
