@@ -30,6 +30,7 @@ the frozen embeddings come from the packaged model, whose SHA-256 the artefact r
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from valueharm.core.errors import UserError
@@ -67,10 +68,16 @@ def build_model(model_dir: str | Path):
     return model
 
 
-def tokenize(model_dir: str | Path, requests: list[str], responses: list[str], max_seq_length: int) -> dict:
+@functools.lru_cache(maxsize=2)
+def _tokenizer(model_dir: str):
+    """Loaded once per process: the judge tokenizes every batch of every model's answers."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+    return AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+
+
+def tokenize(model_dir: str | Path, requests: list[str], responses: list[str], max_seq_length: int) -> dict:
+    tok = _tokenizer(str(model_dir))
     return tok(list(requests), list(responses), truncation="longest_first", max_length=int(max_seq_length))
 
 
