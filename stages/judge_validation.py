@@ -21,6 +21,7 @@ def main() -> None:
     threshold = float(p.get("kappa_threshold", 0.4))
     if not 0 <= threshold <= 1:
         raise UserError(f"judge_validation.kappa_threshold must lie in [0, 1], got {threshold}", "e.g. 0.4")
+    min_positives = int(p.get("min_positives", 10))
     names = [judge["name"]] + [n for n in [judge.get("second")] if n and n != judge["name"]]
     report = validate_judges(
         [(n, judge.get(n) or {}) for n in names],
@@ -29,8 +30,9 @@ def main() -> None:
         n_babble=int(p.get("babble", 40)),
         seed=int(params.get("seed", 42)),
         cache_dir=judge.get("cache_dir") or default_cache_dir(),
+        min_positives=min_positives,
     )
-    report["reliability"] = reliability(report, threshold, int(p.get("min_positives", 10)))
+    report["reliability"] = reliability(report, threshold, min_positives)
     write_json(report_file("judge_validation.json"), report)
 
 

@@ -245,6 +245,7 @@ def classification_metrics(
         "n": len(y),
         "n_missing": len(truth) - len(y),
         "n_positive": sum(y),
+        "n_judged_positive": tp + fp,
         "accuracy": ratio(tp + tn, len(y)),
         "kappa": kappa,
         "fpr": ratio(fp, fp + tn),

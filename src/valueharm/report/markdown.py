@@ -278,19 +278,39 @@ def judge_section(inp: ReportInputs) -> str:
         for name, part in (val.get("judges") or {}).items():
             for label in ("harmful", "compliance", "refusal"):
                 m = (part.get("labels") or {}).get(label) or {}
+
+                def shown(key: str, m: Mapping[str, Any] = m) -> str:
+                    # a figure the stage withheld for too few cases reads "not measured", never a dash or 0
+                    return (
+                        "not measured"
+                        if m.get("not_measured") and m.get(key) is None and m.get("n")
+                        else fmt(m.get(key))
+                    )
+
                 rows.append(
                     [
                         f"`{name}`",
                         label,
                         m.get("n", 0),
+                        m.get("n_positive", DASH) if m.get("n") else DASH,
                         fmt(m.get("accuracy")),
-                        fmt(m.get("kappa")),
-                        fmt(m.get("fpr")),
-                        fmt(m.get("fnr")),
-                        fmt(m.get("auc")),
+                        shown("kappa"),
+                        shown("fpr"),
+                        shown("fnr"),
+                        shown("auc"),
                     ]
                 )
-        lines.append(md_table(["judge", "label", "n", "accuracy", "kappa", "FPR", "FNR", "AUC"], rows))
+        lines.append(md_table(["judge", "label", "n", "positives", "accuracy", "kappa", "FPR", "FNR", "AUC"], rows))
+        short = sorted(
+            {
+                f"{m['not_measured']}"
+                for part in (val.get("judges") or {}).values()
+                for m in (part.get("labels") or {}).values()
+                if m.get("not_measured") and m.get("n")
+            }
+        )
+        if short:
+            lines += ["", f"Not measured: figures resting on too few held-out cases ({'; '.join(short)})."]
         sanity = []
         for name, part in (val.get("judges") or {}).items():
             for row_name, row in (part.get("sanity") or {}).items():

@@ -15,7 +15,7 @@ from valueharm.evaluation.judges import FLAGGED_RULE, JUDGES, OUTCOMES, get_judg
 from valueharm.evaluation.judges.labels import load_labels, packaged_labels_path
 from valueharm.evaluation.judges.llamaguard import CROSSWALK, hexphi_categories
 from valueharm.evaluation.judges.refusal import RefusalJudge
-from valueharm.evaluation.judges.validation import reliability, validate_judges
+from valueharm.evaluation.judges.validation import guard_small_counts, reliability, validate_judges
 
 FIXTURE = Path(__file__).parent / "fixtures" / "judge_labels_tiny.jsonl"
 SAFETY_PAIRS = Path(__file__).resolve().parents[3] / "src" / "valueharm" / "corpora" / "safety_pairs.jsonl"
@@ -184,7 +184,9 @@ def test_harm_metrics_keep_harm_and_compliance_apart():
 
 
 def test_validation_of_the_refusal_judge_on_the_fixture(tmp_path):
-    report = validate_judges([("refusal", {})], FIXTURE, SAFETY_PAIRS, n_babble=6, seed=1, cache_dir=tmp_path)
+    report = validate_judges(
+        [("refusal", {})], FIXTURE, SAFETY_PAIRS, n_babble=6, seed=1, cache_dir=tmp_path, min_positives=2
+    )
     part = report["judges"]["refusal"]
     assert report["labels"]["n_heldout"] == 18 and report["primary"] == "refusal"
     refusal = part["labels"]["refusal"]
@@ -199,6 +201,27 @@ def test_validation_of_the_refusal_judge_on_the_fixture(tmp_path):
     assert part["identity"]["model"] == "refusal-phrase-rule"
 
 
+def test_validation_withholds_figures_resting_on_too_few_cases(tmp_path):
+    # the fixture holds out 18 answers; at the default (10 of each class) its refusal figures are too few
+    report = validate_judges([("refusal", {})], FIXTURE, SAFETY_PAIRS, n_babble=6, seed=1, cache_dir=tmp_path)
+    refusal = report["judges"]["refusal"]["labels"]["refusal"]
+    assert refusal["n"] == 18 and refusal["accuracy"] == 1.0  # accuracy rests on all 18: kept
+    assert refusal["kappa"] is None and refusal["auc"] is None and "need 10" in refusal["not_measured"]
+
+
+def test_guard_small_counts_by_hand():
+    m = classification_metrics([1, 1, 0, 0, 0, 0], [1, 0, 0, 0, 1, 0])  # 2 positive, 4 negative, 2 judged positive
+    assert m["kappa"] is not None and m["n_judged_positive"] == 2
+    g = guard_small_counts(m, 3)
+    assert g["kappa"] is None and g["auc"] is None and g["recall"] is None and g["fnr"] is None
+    assert g["precision"] is None  # 2 judged positive < 3
+    assert g["fpr"] == m["fpr"] and g["accuracy"] == m["accuracy"]  # 4 negatives >= 3: kept
+    assert g["not_measured"] == "only 2 positive held-out answers (need 3)"
+    kept = guard_small_counts(m, 2)
+    assert kept == {**m, "not_measured": None}
+    assert guard_small_counts(m, 5)["fpr"] is None  # 4 negatives < 5
+
+
 def test_reliability_threshold():
     report = {"primary": "x", "judges": {"x": {"labels": {"harmful": {"kappa": 0.55, "n_positive": 12}}}}}
     assert reliability(report, 0.4) == {
@@ -211,10 +234,13 @@ def test_reliability_threshold():
     }
     assert "0.55, below 0.6" in reliability(report, 0.6)["warning"]
     # a kappa from two harmful answers is not a measurement: not measured, never the number
-    few = {"primary": "x", "judges": {"x": {"labels": {"harmful": {"kappa": 0.9, "n_positive": 2}}}}}
+    few = {"primary": "x", "judges": {"x": {"labels": {"harmful": {"n": 180, "kappa": 0.9, "n_positive": 2}}}}}
     verdict = reliability(few, 0.4)
     assert verdict["kappa_harmful"] is None and not verdict["reliable"]
     assert "not measured: only 2 harmful answers" in verdict["warning"]
+    # as validate_judges writes it (kappa already withheld): still "not measured", not "undefined"
+    withheld = {"primary": "x", "judges": {"x": {"labels": {"harmful": {"n": 180, "kappa": None, "n_positive": 2}}}}}
+    assert "not measured: only 2 harmful answers" in reliability(withheld, 0.4)["warning"]
 
 
 def test_validation_fails_before_judging_on_a_bad_labelled_file(tmp_path):
@@ -307,6 +333,14 @@ def test_report_judge_section_puts_validation_first_and_warns():
     fine["judges"]["classifier"]["labels"]["harmful"]["kappa"] = 0.65
     assert "WARNING" not in judge_section(ReportInputs(params=params, judge_validation=fine))
     assert "not validated" in judge_section(ReportInputs(params=params))
+    few = json.loads(json.dumps(validation))
+    harmful = few["judges"]["classifier"]["labels"]["harmful"]
+    harmful.update(
+        n_positive=2, kappa=None, auc=None, fnr=None, not_measured="only 2 positive held-out answers (need 10)"
+    )
+    text = judge_section(ReportInputs(params=params, judge_validation=few))
+    assert "| `classifier` | harmful | 150 | 2 | 0.800 | not measured | 0.100 | not measured | not measured |" in text
+    assert "Not measured: figures resting on too few held-out cases (only 2 positive" in text
 
 
 def test_a_broken_line_or_second_header_is_one_line_naming_it(tmp_path):

@@ -152,3 +152,19 @@ def test_training_works_with_autograd_switched_off():
         assert not torch.is_grad_enabled()  # left as it was found
     finally:
         torch.set_grad_enabled(True)
+
+
+def test_class_balancing_gives_each_class_half_of_each_heads_weight():
+    y = np.array([1, 0, 0, 0, 1, 0])
+    w = np.array([1.0, 1.0, 2.0, 1.0, 3.0, 1.0])
+    out = CE.balance_classes(y, w)
+    assert out[y == 1].sum() == pytest.approx(w.sum() / 2) and out[y == 0].sum() == pytest.approx(w.sum() / 2)
+    assert out[4] / out[0] == pytest.approx(3.0)  # within a class the given weights keep their ratio
+    # two heads, -1 = no label, rows outside the training mask get 0
+    labels = np.array([[1, -1], [0, 1], [0, 0], [-1, 1], [1, 0]])
+    weights = np.ones((5, 2))
+    train = np.array([True, True, True, True, False])
+    bal = CE._balanced_weights(labels, weights, train)
+    assert bal[4].tolist() == [0.0, 0.0] and bal[0, 1] == 0.0 and bal[3, 0] == 0.0
+    assert bal[:, 0][labels[:, 0] == 1].sum() == pytest.approx(bal[:, 0][labels[:, 0] == 0].sum())
+    assert bal[:, 1].sum() == pytest.approx(3.0)  # three training rows carry the compliance label

@@ -364,17 +364,11 @@ def _fit_head(X, y, w, groups, C: float, folds: int, seed: int):
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedGroupKFold
 
-    def balanced(yy, ww):
-        out = ww.copy()
-        for label in (0, 1):
-            mask = yy == label
-            if mask.any():
-                out[mask] *= 0.5 * ww.sum() / ww[mask].sum()
-        return out
+    from valueharm.evaluation.judges.cross_encoder import balance_classes
 
     def fit(idx):
         return LogisticRegression(C=C, max_iter=5000, solver="lbfgs").fit(
-            X[idx], y[idx], sample_weight=balanced(y[idx], w[idx])
+            X[idx], y[idx], sample_weight=balance_classes(y[idx], w[idx])
         )
 
     oof = np.zeros(len(y))

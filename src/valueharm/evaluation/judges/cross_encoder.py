@@ -133,18 +133,25 @@ def predict(model, enc: dict, rows: list[int] | None = None, batch_size: int = 6
     return out
 
 
+def balance_classes(y, w):
+    """Row weights `w` scaled so that each class of the 0/1 labels `y` carries half their total weight.
+    The one class-balancing rule of both judge kinds (the probe's heads, the cross-encoder's heads)."""
+    out = w.copy()
+    for label in (0, 1):
+        mask = y == label
+        if mask.any():
+            out[mask] *= 0.5 * w.sum() / w[mask].sum()
+    return out
+
+
 def _balanced_weights(labels, weights, train):
-    """Per head: row weights scaled so that each class carries half the head's training weight (0 = no label)."""
+    """Per head: `balance_classes` over the training rows that carry the head's label (0 elsewhere)."""
     import numpy as np
 
     out = np.zeros_like(weights)
     for h in range(labels.shape[1]):
         have = train & (labels[:, h] >= 0)
-        total = weights[have, h].sum()
-        for label in (0, 1):
-            mask = have & (labels[:, h] == label)
-            if mask.any():
-                out[mask, h] = weights[mask, h] * 0.5 * total / weights[mask, h].sum()
+        out[have, h] = balance_classes(labels[have, h], weights[have, h])
     return out
 
 
