@@ -29,12 +29,7 @@ def main() -> None:
         for b in {r["benchmark"] for r in prompts}
     }
     backend = p.get("backend", "hf")
-    replicates = replicate_adapters(model_dir(name))
-    if replicates and backend != "hf":
-        raise UserError(
-            f"model {name} has {len(replicates)} replicate adapters (study.seeds), which only the hf backend generates",
-            "set generate.backend: hf, or give study.seeds one seed",
-        )
+    replicates = replicate_adapters(model_dir(name), backend)
     if backend == "hf":
         model, tokenizer, system, spec = load_study_model(
             model_dir(name), path("vanilla"), section(params, "model").get("dtype", "auto")

@@ -58,14 +58,9 @@ def main() -> None:
     seed_everything(seed)
     sampling, batch_size = Sampling(**p["sampling"]), int(p.get("batch_size", 16))
     chat = section(params, "generate").get("chat_template", True)
-    hf = section(params, "generate").get("backend", "hf") == "hf"
-    replicates = replicate_adapters(model_dir(focus["model"]))
-    if replicates and not hf:
-        raise UserError(
-            f"model {focus['model']} has {len(replicates)} replicate adapters (study.seeds), which only the hf "
-            "backend generates",
-            "set generate.backend: hf, or give study.seeds one seed",
-        )
+    backend = section(params, "generate").get("backend", "hf")
+    hf = backend == "hf"
+    replicates = replicate_adapters(model_dir(focus["model"]), backend)
     rows: list[dict] = []
     for name in (focus["model"], "vanilla"):
         if hf:

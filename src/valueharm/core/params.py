@@ -71,7 +71,9 @@ PARAMS_HEADER = """\
 def write_params(params: dict[str, Any], name: str, out: str | Path = PARAMS_FILE) -> None:
     from valueharm.core.atomic import write_text
 
-    body = yaml.safe_dump(params, sort_keys=False, default_flow_style=None, width=110, allow_unicode=True)
+    # Block style only: after `dvc exp run -S` rewrites the file (ruamel's round trip drops the quotes of
+    # URLs), ruamel's C parser, which DVC uses for speed, rejects a URL inside a flow mapping.
+    body = yaml.safe_dump(params, sort_keys=False, default_flow_style=False, width=110, allow_unicode=True)
     write_text(out, PARAMS_HEADER.format(name=name) + body)
 
 

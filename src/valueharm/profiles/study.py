@@ -116,9 +116,10 @@ def load_study_model(model_dir: str | Path, vanilla_dir: str | Path, dtype: str 
     return model, tokenizer, spec.get("system_prompt"), spec
 
 
-def replicate_adapters(model_dir: str | Path) -> list[tuple[int, Path]]:
+def replicate_adapters(model_dir: str | Path, backend: str = "hf") -> list[tuple[int, Path]]:
     """(seed, folder) of every replicate adapter stage train wrote (study.seeds beyond the first), in
-    study.seeds order (spec.json's `seeds`); an empty list for a model with one adapter or none."""
+    study.seeds order (spec.json's `seeds`); an empty list for a model with one adapter or none.
+    Replicates are swapped into the in-process model, so a `backend` other than hf fails here, in one line."""
     import json
 
     model_dir = Path(model_dir)
@@ -130,6 +131,12 @@ def replicate_adapters(model_dir: str | Path) -> list[tuple[int, Path]]:
         if not (folder / "adapter_config.json").exists():
             raise UserError(f"replicate adapter {folder} is missing", "re-run `dvc repro train` for this model")
         found.append((int(seed), folder))
+    if found and backend != "hf":
+        raise UserError(
+            f"model {model_dir.name} has {len(found)} replicate adapters (study.seeds), which only the hf backend "
+            "generates",
+            "set generate.backend: hf, or give study.seeds one seed",
+        )
     return found
 
 

@@ -76,3 +76,24 @@ def test_an_unknown_control_names_the_known_ones():
 
     with pytest.raises(UserError, match="control-shuffled"):
         model_spec("control-shufled", {"hedonism": {"scores": {}}}, "hedonism")
+
+
+def test_replicate_adapters_in_seed_order_and_only_for_the_hf_backend(tmp_path):
+    import json
+
+    from valueharm.profiles.study import replicate_adapters
+
+    model = tmp_path / "hedonism"
+    model.mkdir()
+    assert replicate_adapters(model) == []  # no spec.json: one adapter or none
+    (model / "spec.json").write_text(json.dumps({"seeds": [42, 44, 43]}))
+    with pytest.raises(UserError, match="replicate adapter .*seed-44 is missing"):
+        replicate_adapters(model)
+    for seed in (43, 44):
+        (model / "replicates" / f"seed-{seed}").mkdir(parents=True)
+        (model / "replicates" / f"seed-{seed}" / "adapter_config.json").write_text("{}")
+    assert [s for s, _ in replicate_adapters(model)] == [44, 43]
+    with pytest.raises(UserError, match="hedonism has 2 replicate adapters .*only the hf backend"):
+        replicate_adapters(model, "openai")
+    (model / "spec.json").write_text(json.dumps({"seeds": [42]}))
+    assert replicate_adapters(model, "openai") == []  # one seed: any backend
