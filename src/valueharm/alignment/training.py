@@ -46,11 +46,13 @@ class TrainSettings:
     # How a step's examples become tensors (BATCHING): `padded` (today's, bit-exact) pads every row
     # to the longest; `packed` puts the same examples into as few rows as fit max_length, each
     # sequence attending only to itself (same loss up to rounding, less compute on padding);
-    # `bucketed` groups examples of similar length into steps (different batches, least padding).
+    # `bucketed` groups examples of similar length into steps (different batches, least padding);
+    # `shared_prefix` runs the prompt prefix a step's rows share once (`alignment.shared_prefix`: same
+    # batches, same loss up to rounding, less compute where every prompt starts alike, as the QA stage's).
     batching: str = "padded"
 
 
-BATCHING = ("padded", "packed", "bucketed")
+BATCHING = ("padded", "packed", "bucketed", "shared_prefix")
 BUCKET_WINDOW = 16  # batches per length-sorted window in `bucketed` (larger: less padding, less mixing)
 
 
@@ -327,15 +329,78 @@ def evaluate_loss(
 
     model.eval()
     total, count = 0.0, 0
-    mode = "packed" if batching == "packed" else "padded"  # bucketing changes nothing in a sum
+    mode = batching if batching in ("packed", "shared_prefix") else "padded"  # bucketing changes no sum
     with torch.no_grad():
-        for batch in make_batches(encoded, range(len(encoded)), batch_size, pad_id, mode, capacity):
-            ids, labels, mask, positions = _to(model.device, *batch)
+        for batch in step_batches(encoded, range(len(encoded)), batch_size, pad_id, mode, capacity):
             with autocast_context(model, autocast):
-                loss = target_loss(model, ids, labels, mask, reduction="sum", position_ids=positions)
+                loss, _ = batch_loss(model, batch, pad_id, reduction="sum")
             total += float(loss)
-            count += int((labels[:, 1:] != -100).sum())
+            count += _target_count(batch)
     return total / max(count, 1)
+
+
+def step_batches(
+    encoded: Sequence[tuple[list[int], list[int]]],
+    order: Sequence[int],
+    size: int,
+    pad_id: int,
+    batching: str = "padded",
+    capacity: int | None = None,
+    generator=None,
+):
+    """One step's examples at a time: `make_batches`' tensors, or for `shared_prefix` the encoded rows
+    themselves (`shared_prefix_loss` lays them out around their common prefix)."""
+    if batching == "shared_prefix":
+        for start in range(0, len(order), size):
+            yield [encoded[i] for i in order[start : start + size]]
+        return
+    yield from make_batches(encoded, order, size, pad_id, batching, capacity, generator)
+
+
+def _target_count(batch) -> int:
+    """Target tokens that get a loss in one step's batch (a row's first token never does)."""
+    if isinstance(batch, list):
+        return sum(sum(1 for label in labels[1:] if label != -100) for _, labels in batch)
+    return int((batch[1][:, 1:] != -100).sum())
+
+
+def batch_loss(model, batch, pad_id: int, reduction: str = "mean"):
+    """(target-token loss, tokens the model computed on that are not padding) for one step's batch.
+
+    The second figure is what FLOPs are counted on: for `shared_prefix` the common prefix once plus each
+    row's own suffix; otherwise every real token of the batch.
+    """
+    if isinstance(batch, list):
+        from valueharm.alignment.shared_prefix import MIN_PREFIX, common_prefix_length, shared_prefix_loss
+
+        prefix = common_prefix_length(batch)
+        shared = prefix if prefix >= MIN_PREFIX and len(batch) > 1 else 0
+        computed = sum(len(ids) for ids, _ in batch) - shared * (len(batch) - 1)
+        return shared_prefix_loss(model, batch, pad_id, reduction=reduction), computed
+    real = int(batch[2].sum())  # counted on the host copy: reading a GPU tensor would wait for the device
+    ids, labels, mask, positions = _to(model.device, *batch)
+    return target_loss(model, ids, labels, mask, reduction=reduction, position_ids=positions), real
+
+
+def _batch_shape(batch) -> tuple[int, int]:
+    """(useful tokens, tokens a padded layout computes) of one step's batch: `padding_fraction`'s parts."""
+    if isinstance(batch, list):
+        return sum(len(ids) for ids, _ in batch), len(batch) * max(len(ids) for ids, _ in batch)
+    return int(batch[2].sum()), batch[0].numel()
+
+
+def adapted_layers(model) -> int | None:
+    """Decoder layers from the lowest one holding a trainable weight to the top (what backprop runs
+    through), or None when no layer index is found (then every layer is counted)."""
+    import re
+
+    indices = [
+        int(found.group(1))
+        for name, param in model.named_parameters()
+        if param.requires_grad and (found := re.search(r"\.layers\.(\d+)\.", name))
+    ]
+    total = int(getattr(getattr(model, "config", None), "num_hidden_layers", 0) or 0)
+    return total - min(indices) if indices and total else None
 
 
 def _lora_state(model) -> dict:
@@ -407,25 +472,33 @@ def train_lora(
 
     initial = validate()
     best = {"epoch": 0, "valid_loss": initial, "state": _lora_state(model)}
-    step, tokens, computed, train_seconds = 0, 0, 0, 0.0
+    step, tokens, computed, train_seconds, flops = 0, 0, 0, 0.0, 0.0
+    from valueharm.core.perf import training_flops_per_token
+
+    config, trained_layers = getattr(model, "config", None), adapted_layers(model)
     bar = progress(total_steps, f"train {stage}", unit="steps")
     for epoch in range(1, settings.epochs + 1):
         if step >= total_steps:
             break
         model.train()
         order = torch.randperm(len(enc_train), generator=generator).tolist()
-        running, seen = 0.0, 0
-        micro = list(make_batches(enc_train, order, settings.batch_size, pad_id, mode, cap, generator))
+        # Step losses stay on the device until the epoch ends: reading one per step (float(loss)) made
+        # the host wait for every backward pass before queueing the next step, which halved CUDA
+        # throughput (bench/gpu_check.py, README). Summed in float64 as Python floats would be.
+        running, seen, logged = torch.zeros((), dtype=torch.float64, device=model.device), 0, []
+        micro = list(step_batches(enc_train, order, settings.batch_size, pad_id, mode, cap, generator))
         started = time.perf_counter()
         for index, batch in enumerate(micro):
-            ids, labels, mask, positions = _to(model.device, *batch)
             with autocast_context(model, autocast):
-                loss = target_loss(model, ids, labels, mask, position_ids=positions)
+                loss, real = batch_loss(model, batch, pad_id)
             (loss / settings.grad_accum).backward()
-            running += float(loss.detach())
+            running = running + loss.detach().double()
             seen += 1
-            tokens += int(mask.sum())
-            computed += ids.numel()
+            useful, laid_out = _batch_shape(batch)
+            tokens += useful
+            computed += laid_out
+            if config is not None:
+                flops += real * training_flops_per_token(config, max(laid_out // (2 * len(batch)), 1), trained_layers)
             if (index + 1) % settings.grad_accum == 0 or index + 1 == len(micro):
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 optimiser.step()
@@ -433,15 +506,19 @@ def train_lora(
                 optimiser.zero_grad(set_to_none=True)
                 step += 1
                 bar.update(1)
-                bar.set_postfix(loss=f"{running / seen:.3f}", refresh=False)
-                if live is not None:
-                    live.log_metric(f"{stage}/train_loss", running / seen)
-                    live.next_step()
+                logged.append((running, seen))
                 if step >= total_steps:
                     break
+        sums = torch.stack([total for total, _ in logged]).tolist() if logged else []  # waits for the device
         train_seconds += time.perf_counter() - started
+        for total, (_, count) in zip(sums, logged, strict=True):
+            if live is not None:
+                live.log_metric(f"{stage}/train_loss", total / count)
+                live.next_step()
+        if sums:
+            bar.set_postfix(loss=f"{sums[-1] / logged[-1][1]:.3f}", refresh=False)
         valid_loss = validate()
-        history.append({"epoch": epoch, "train_loss": running / max(seen, 1), "valid_loss": valid_loss})
+        history.append({"epoch": epoch, "train_loss": float(running) / max(seen, 1), "valid_loss": valid_loss})
         if live is not None:
             live.log_metric(f"{stage}/valid_loss", valid_loss, plot=False)
         if not enc_valid or valid_loss < best["valid_loss"] or best["epoch"] == 0 and math.isnan(best["valid_loss"]):
@@ -450,6 +527,7 @@ def train_lora(
     model.load_state_dict(best["state"], strict=False)
     model.eval()
     return {
+        **_throughput(model, autocast, tokens, computed, train_seconds, flops),
         "stage": stage,
         "autocast": autocast,
         "n_train": len(enc_train),
@@ -461,14 +539,30 @@ def train_lora(
         "best_epoch": best["epoch"],
         "best_valid_loss": best["valid_loss"],
         "history": history,
-        "train_seconds": train_seconds,
-        # useful tokens (prompt + target, no padding) per second of optimiser steps
-        "tokens_per_second": tokens / train_seconds if train_seconds > 0 else 0.0,
-        "padding_fraction": 1 - tokens / computed if computed else 0.0,
     }
 
 
-PERF_KEYS = ("tokens_per_second", "train_seconds", "padding_fraction")
+def _throughput(model, autocast: str | None, tokens: int, computed: int, seconds: float, flops: float) -> dict:
+    """Wall-clock figures of a training call (they go to reports/perf/, never into compared metrics):
+    useful tokens (prompt + target, no padding) per second of optimiser steps, the share of a padded
+    layout that is padding, model FLOP/s (`core.perf.training_flops_per_token` on the tokens actually
+    computed) and MFU against the device's peak in the compute dtype (`core.perf.peak_flops`)."""
+    from valueharm.core.perf import peak_flops
+    from valueharm.models.base import dtype_name
+
+    achieved = flops / seconds if seconds > 0 else 0.0
+    peak, basis = peak_flops(model.device.type, autocast or dtype_name(model)) if achieved else (None, "no steps")
+    return {
+        "train_seconds": seconds,
+        "tokens_per_second": tokens / seconds if seconds > 0 else 0.0,
+        "padding_fraction": 1 - tokens / computed if computed else 0.0,
+        "model_tflops_per_second": achieved / 1e12,
+        "mfu": achieved / peak if peak else None,
+        "mfu_peak": basis,
+    }
+
+
+PERF_KEYS = ("tokens_per_second", "train_seconds", "padding_fraction", "model_tflops_per_second", "mfu", "mfu_peak")
 
 
 def save_adapter(model, folder: str | Path) -> None:

@@ -140,3 +140,52 @@ def decoder_flops_per_token(config, context: int) -> dict[str, float]:
 def mfu(flops_per_second: float, limit_gflops: float) -> float:
     """Model FLOP utilisation: achieved model FLOP/s as a fraction of the measured matmul limit."""
     return flops_per_second / (limit_gflops * 1e9) if limit_gflops > 0 else 0.0
+
+
+def training_flops_per_token(config, context: int, trained_layers: int | None = None) -> float:
+    """Model FLOPs per token of one LoRA training step: the forward pass through every layer and the LM
+    head, plus the backward pass's input gradients through the LM head and the `trained_layers` top
+    layers (None: all). Frozen weights get no weight gradients and nothing below the lowest adapted
+    layer is backpropagated; LoRA's own rank-r products are negligible and not counted. With every
+    layer adapted this is 2 x forward, the "4N" of LoRA training (6N for full fine-tuning)."""
+    parts = decoder_flops_per_token(config, context)
+    layers = parts["layers"] if trained_layers is None else min(int(trained_layers), parts["layers"])
+    forward = parts["layers"] * parts["layer"] + parts["lm_head"]
+    return forward + layers * parts["layer"] + parts["lm_head"]
+
+
+# Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) from the vendors' data sheets, by device name.
+CUDA_PEAK_BF16_TFLOPS: dict[str, float] = {
+    "H200": 989.0,
+    "H100": 989.0,
+    "A100": 312.0,
+    "L40S": 362.0,
+    "A10": 125.0,
+    "L4": 121.0,
+}
+
+
+def peak_flops(device: str, dtype_name: str) -> tuple[float | None, str]:
+    """(peak FLOP/s that MFU is quoted against, where it comes from) for `device` computing in `dtype_name`.
+
+    CUDA: the data-sheet dense bf16/fp16 peak of a known device (None for other GPUs or fp32).
+    CPU: this machine's measured `matmul_gflops` in that dtype (half a second, once per process)."""
+    if device.startswith("cuda"):
+        import torch
+
+        name = torch.cuda.get_device_name()
+        if dtype_name in ("bfloat16", "float16"):
+            for key, tflops in CUDA_PEAK_BF16_TFLOPS.items():
+                if key in name:
+                    return tflops * 1e12, f"{name} data-sheet dense {dtype_name} {tflops:g} TFLOP/s"
+        return None, f"no known peak for {name} in {dtype_name}"
+    return _cpu_peak(dtype_name) * 1e9, f"measured {dtype_name} matmul on this CPU"
+
+
+_CPU_PEAKS: dict[str, float] = {}
+
+
+def _cpu_peak(dtype_name: str) -> float:
+    if dtype_name not in _CPU_PEAKS:
+        _CPU_PEAKS[dtype_name] = matmul_gflops(dtype_name)
+    return _CPU_PEAKS[dtype_name]

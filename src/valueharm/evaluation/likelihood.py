@@ -73,12 +73,12 @@ def item_options() -> list[tuple[str | None, int, str]]:
 
 
 def _forward(model, ids, cache=None, mask=None, positions=None):
-    from valueharm.generation.hf import _cache_kwarg
+    from valueharm.models.base import cache_kwarg
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     kwargs: dict[str, Any] = {"use_cache": True}
     if cache is not None:
-        kwargs[_cache_kwarg(type(base))] = cache
+        kwargs[cache_kwarg(type(base))] = cache
     if mask is not None:
         kwargs["attention_mask"] = mask
     if positions is not None:

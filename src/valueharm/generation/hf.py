@@ -13,24 +13,16 @@ unpadded prompt and the answers match the uncached path up to floating-point rou
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Sequence
 from typing import Any
 
 from valueharm.core.progress import progress
 from valueharm.generation.base import GENERATION_BACKENDS, Backend, Sampling, sampling_dict
-from valueharm.models.base import encode
+from valueharm.models.base import cache_kwarg, encode
 
 __all__ = ["HFBackend", "Sampling", "generate_texts", "sampling_dict", "shared_prefix_length"]
 
 MIN_SHARED_PREFIX = 32  # tokens; shorter shared prefixes are cheaper to recompute than to copy
-
-
-@functools.cache
-def _cache_kwarg(model_class: type) -> str:
-    """`generate`'s name for a ready KV cache: `cache` in recent transformers, `past_key_values` before."""
-    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
 
 
 def shared_prefix_length(token_lists: Sequence[Sequence[int]]) -> int:
@@ -99,7 +91,7 @@ def generate_texts(
         if prefix_cache is not None:
             cache = copy.deepcopy(prefix_cache)
             cache.batch_repeat_interleave(len(idx))
-            kwargs[_cache_kwarg(type(model))] = cache
+            kwargs[cache_kwarg(type(model))] = cache
         if sampling.greedy:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:

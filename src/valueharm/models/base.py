@@ -14,8 +14,10 @@ them, with a fingerprint so DVC notices when they change. New embedded sources a
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import importlib.util
+import inspect
 import json
 import os
 import warnings
@@ -38,6 +40,13 @@ MODEL_SOURCES: Registry[SourceFn] = Registry("base-model source")
 def register_model_source(name: str) -> Callable[[SourceFn], SourceFn]:
     """A named base model built from data/ (the packaged SmolLM2); other names are HF ids or folders."""
     return MODEL_SOURCES.register(name)
+
+
+@functools.cache
+def cache_kwarg(model_class: type) -> str:
+    """The forward's name for a ready KV cache: `cache` in recent transformers, `past_key_values` before
+    (generation, likelihood scoring and shared-prefix training all hand one in)."""
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
 
 
 def pick_device() -> str:

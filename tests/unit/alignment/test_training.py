@@ -321,3 +321,12 @@ def test_the_default_recipe_trains_on_whole_prompts(base_model_dir, default_data
         ]
         assert all(c is not None for c in cuts), stage
         assert sum(c[2] > 0 for c in cuts) == 0, f"{stage}: prompts cut at max_length {settings['max_length']}"
+
+
+def test_adapted_layers_counts_from_the_lowest_adapted_layer(base_model_dir):
+    from valueharm.alignment.training import adapted_layers
+
+    model, _ = load_model(base_model_dir, "float32")
+    assert adapted_layers(add_lora(model, LoraSettings(top_layers=3))) == 3
+    model, _ = load_model(base_model_dir, "float32")
+    assert adapted_layers(add_lora(model, LoraSettings())) == model.config.num_hidden_layers

@@ -61,3 +61,22 @@ def test_mfu_and_flops_per_token():
 
 def test_matmul_limit_is_measured():
     assert perf.matmul_gflops("float32", n=128, seconds=0.01) > 0
+
+
+def test_training_flops_count_the_backward_only_through_adapted_layers():
+    from types import SimpleNamespace
+
+    config = SimpleNamespace(
+        hidden_size=64, num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
+        num_hidden_layers=6, vocab_size=100,
+    )  # fmt: skip
+    parts = perf.decoder_flops_per_token(config, 16)
+    forward = 6 * parts["layer"] + parts["lm_head"]
+    assert perf.training_flops_per_token(config, 16) == 2 * forward  # every layer adapted: the "4N"
+    assert perf.training_flops_per_token(config, 16, 2) == forward + 2 * parts["layer"] + parts["lm_head"]
+    assert perf.training_flops_per_token(config, 16, 99) == 2 * forward
+
+
+def test_peak_flops_on_cpu_is_the_measured_matmul():
+    peak, basis = perf.peak_flops("cpu", "float32")
+    assert peak > 1e9 and basis == "measured float32 matmul on this CPU"
