@@ -244,7 +244,14 @@ def _forward_takes(model_class: type, name: str) -> bool:
     return name in inspect.signature(model_class.forward).parameters
 
 
-def target_loss(model, ids, labels, mask, reduction: str = "mean", position_ids=None):
+def logits_to_keep(labels) -> int:
+    """Positions from just before the earliest target to the end: all the loss needs logits for."""
+    has_target = (labels != -100).any(dim=0)
+    first = int(has_target.float().argmax()) if bool(has_target.any()) else labels.size(1) - 1
+    return labels.size(1) - max(first - 1, 0)
+
+
+def target_loss(model, ids, labels, mask, reduction: str = "mean", position_ids=None, keep: int | None = None):
     """Cross-entropy on target tokens only, running the LM head only where targets are.
 
     Targets sit at the end of each right-padded row, so only the positions from the earliest
@@ -253,9 +260,7 @@ def target_loss(model, ids, labels, mask, reduction: str = "mean", position_ids=
     """
     import torch
 
-    has_target = (labels != -100).any(dim=0)
-    first = int(has_target.float().argmax()) if bool(has_target.any()) else ids.size(1) - 1
-    keep = ids.size(1) - max(first - 1, 0)
+    keep = logits_to_keep(labels) if keep is None else keep  # `keep` from host labels avoids a device wait
     kwargs = {"logits_to_keep": keep} if _keeps_logits(model) else {}
     if position_ids is not None:  # packed rows: the mask comes from the restarting positions
         kwargs["position_ids"] = position_ids
@@ -377,9 +382,19 @@ def batch_loss(model, batch, pad_id: int, reduction: str = "mean"):
         shared = prefix if prefix >= MIN_PREFIX and len(batch) > 1 else 0
         computed = sum(len(ids) for ids, _ in batch) - shared * (len(batch) - 1)
         return shared_prefix_loss(model, batch, pad_id, reduction=reduction), computed
-    real = int(batch[2].sum())  # counted on the host copy: reading a GPU tensor would wait for the device
+    # Counted on the host copies: reading a GPU tensor would make the host wait for the device.
+    real, keep, host_mask = int(batch[2].sum()), logits_to_keep(batch[1]), batch[2]
     ids, labels, mask, positions = _to(model.device, *batch)
-    return target_loss(model, ids, labels, mask, reduction=reduction, position_ids=positions), real
+    if positions is None and right_padded(host_mask):
+        # Causal attention never lets a real token see the padding after it, so right-padded rows need no
+        # mask for the target loss; without one, SDPA can take its fused causal kernel.
+        mask = None
+    return target_loss(model, ids, labels, mask, reduction, positions, keep), real
+
+
+def right_padded(mask) -> bool:
+    """Whether every row of a (host) attention mask is ones followed only by zeros."""
+    return bool((mask[:, 1:] <= mask[:, :-1]).all())
 
 
 def _batch_shape(batch) -> tuple[int, int]:
@@ -482,9 +497,9 @@ def train_lora(
             break
         model.train()
         order = torch.randperm(len(enc_train), generator=generator).tolist()
-        # Step losses stay on the device until the epoch ends: reading one per step (float(loss)) made
-        # the host wait for every backward pass before queueing the next step, which halved CUDA
-        # throughput (bench/gpu_check.py, README). Summed in float64 as Python floats would be.
+        # Step losses stay on the device until the epoch ends: reading one per step (float(loss)) makes
+        # the host wait for each backward pass before it queues the next step (on an H200 the pipeline's
+        # tokens/s did not change measurably without it: README). Summed in float64 as Python floats were.
         running, seen, logged = torch.zeros((), dtype=torch.float64, device=model.device), 0, []
         micro = list(step_batches(enc_train, order, settings.batch_size, pad_id, mode, cap, generator))
         started = time.perf_counter()

@@ -330,3 +330,18 @@ def test_adapted_layers_counts_from_the_lowest_adapted_layer(base_model_dir):
     assert adapted_layers(add_lora(model, LoraSettings(top_layers=3))) == 3
     model, _ = load_model(base_model_dir, "float32")
     assert adapted_layers(add_lora(model, LoraSettings())) == model.config.num_hidden_layers
+
+
+def test_right_padded_batches_drop_the_mask_without_changing_the_loss(base_model):
+    """`batch_loss` runs right-padded rows without an attention mask (causal attention never reaches the
+    padding after a real token): the same summed loss as with the mask, the same real-token count."""
+    from valueharm.alignment.training import batch_loss, make_batches, right_padded, target_loss
+
+    model, tokenizer = base_model
+    encoded = [encode_pair(tokenizer, p, t, 96)[:2] for p, t in _varied_pairs(tokenizer)]
+    ((ids, labels, mask, positions),) = list(make_batches(encoded, range(6), 6, tokenizer.pad_token_id))
+    assert right_padded(mask) and not bool(mask.all())  # rows of different lengths
+    assert not right_padded(torch.tensor([[0, 1, 1], [1, 1, 1]]))  # left padding keeps its mask
+    with_mask = float(target_loss(model, ids, labels, mask, reduction="sum"))
+    loss, real = batch_loss(model, (ids, labels, mask, positions), tokenizer.pad_token_id, reduction="sum")
+    assert abs(float(loss) - with_mask) < 1e-3 * abs(with_mask) and real == int(mask.sum())
