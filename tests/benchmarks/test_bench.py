@@ -22,7 +22,7 @@ def test_bench_quick(benchmark, base_model_dir):
     fp32 = report["throughput"]["float32"]
     assert set(report["matmul_gflops"]) == {"float32", "bfloat16"}
     assert all(fp32[part]["tokens_per_second"] > 0 and 0 < fp32[part]["mfu"] for part in ("train", "generate", "score"))
-    assert set(report["train_batching"]) == {"padded", "packed", "bucketed"}
+    assert set(report["train_batching"]) == {"padded", "packed", "bucketed", "shared_prefix"}
     assert (
         report["train_batching"]["packed"]["padding_fraction"] <= report["train_batching"]["padded"]["padding_fraction"]
     )
